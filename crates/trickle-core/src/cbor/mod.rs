@@ -1,0 +1,1 @@
+//! CBOR substitution tables and JSON ↔ CBOR transcoding.

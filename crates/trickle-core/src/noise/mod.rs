@@ -1,0 +1,1 @@
+//! The Noise pipe: `Noise_XX`, `Noise_IK` and `Noise_XXfallback` over 25519, ChaChaPoly, BLAKE2s.

@@ -1,0 +1,1 @@
+//! Wire formats: compact CoAP and endpoint codes.
