@@ -1,1 +1,380 @@
-fn main() {}
+//! `cargo xtask`: the project's task runner.
+//!
+//! - `cargo xtask test`: everything CI runs (installs what it needs first, idempotently).
+//! - `cargo xtask demo`: the main job (a device talking to a real homeserver over 100 bps).
+//! - `cargo xtask setup`: only the installation step of `test`.
+//!
+//! Every external thing the tests need (rustup targets and toolchains, Debian packages, the
+//! Python venv with the CoAP peer, cargo-fuzz) is installed here, so a fresh clone works with
+//! one command.
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// Minimum supported Rust version, as stated in the workspace `Cargo.toml`; checked by `test`.
+const MSRV: &str = "1.87";
+
+/// The MCU targets the core must build for without std or an allocator.
+const MCU_TARGETS: &[&str] = &["thumbv6m-none-eabi", "thumbv7em-none-eabihf"];
+
+/// The core's feature sets built for every MCU target (the feature × target matrix).
+const CORE_FEATURE_SETS: &[&str] = &["", "defmt"];
+
+/// Debian packages the tests need, with one program each that proves it is installed.
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[("libcoap3-bin", "coap-client-notls")];
+
+/// How long each fuzz target runs in the smoke run of `cargo xtask test`, in seconds.
+const FUZZ_SMOKE_SECONDS: u32 = 10;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = repo_root()?;
+    match args.first().map(String::as_str) {
+        Some("test") => test(&root, &args[1..]),
+        Some("setup") => setup(&root),
+        Some("demo") => demo(&root, &args[1..]),
+        Some("-h") | Some("--help") | None => {
+            print_help();
+            Ok(())
+        }
+        Some(other) => {
+            print_help();
+            bail!("unknown xtask command `{other}`")
+        }
+    }
+}
+
+fn print_help() {
+    eprintln!(
+        "cargo xtask <command>\n\n\
+         commands:\n  \
+         test [--no-fuzz]   everything CI runs; installs what it needs first (idempotent)\n  \
+         setup              only install what the tests need\n  \
+         demo               the main job: a device talking to a real homeserver at 100 bps"
+    );
+}
+
+fn repo_root() -> Result<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    Ok(manifest
+        .parent()
+        .context("xtask has no parent dir")?
+        .to_path_buf())
+}
+
+/// Runs one step, printing its name and how long it took; fails with the step's name.
+fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    eprintln!("\n==> {name}");
+    let start = Instant::now();
+    f().with_context(|| format!("step failed: {name}"))?;
+    eprintln!("<== {name} ({:.1} s)", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {}", display(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {}", display(cmd)))?;
+    if !status.success() {
+        bail!("{} exited with {status}", display(cmd));
+    }
+    Ok(())
+}
+
+fn succeeds(cmd: &mut Command) -> bool {
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn display(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root);
+    c
+}
+
+fn cargo_on(root: &Path, toolchain: &str) -> Command {
+    // `rustup run` selects the toolchain even when CARGO points at another one.
+    let mut c = Command::new("rustup");
+    c.args(["run", toolchain, "cargo"]).current_dir(root);
+    // The outer cargo's variables would pin rustc to the outer toolchain.
+    for var in [
+        "CARGO",
+        "RUSTC",
+        "RUSTDOC",
+        "RUSTUP_TOOLCHAIN",
+        "CARGO_MANIFEST_DIR",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+/// Path of the Python interpreter in the project's venv (the CoAP peer lives there).
+fn venv_python(root: &Path) -> PathBuf {
+    root.join(".venv/bin/python")
+}
+
+fn setup(root: &Path) -> Result<()> {
+    step("rustup: MCU targets, MSRV and nightly toolchains", || {
+        for toolchain in ["stable", MSRV, "nightly"] {
+            if !succeeds(Command::new("rustup").args(["run", toolchain, "rustc", "--version"])) {
+                run(Command::new("rustup").args([
+                    "toolchain",
+                    "install",
+                    toolchain,
+                    "--profile",
+                    "minimal",
+                ]))?;
+            }
+        }
+        run(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]))?;
+        for toolchain in ["stable", MSRV] {
+            let installed = Command::new("rustup")
+                .args(["target", "list", "--installed", "--toolchain", toolchain])
+                .output()?;
+            let installed = String::from_utf8_lossy(&installed.stdout);
+            for target in MCU_TARGETS {
+                if !installed.lines().any(|l| l.trim() == *target) {
+                    run(Command::new("rustup").args([
+                        "target",
+                        "add",
+                        "--toolchain",
+                        toolchain,
+                        target,
+                    ]))?;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    step("Debian packages", || {
+        let missing: Vec<&str> = DEBIAN_PACKAGES
+            .iter()
+            .filter(|(_, program)| {
+                !succeeds(Command::new("sh").args(["-c", &format!("command -v {program}")]))
+            })
+            .map(|(pkg, _)| *pkg)
+            .collect();
+        if missing.is_empty() {
+            eprintln!("all present");
+            return Ok(());
+        }
+        let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
+        let apt = |args: &[&str]| {
+            let mut c = Command::new(sudo.first().copied().unwrap_or("apt-get"));
+            if !sudo.is_empty() {
+                c.arg("apt-get");
+            }
+            c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+            c
+        };
+        run(&mut apt(&["update", "-qq"]))?;
+        let mut install = apt(&["install", "-y", "-qq", "--no-install-recommends"]);
+        install.args(&missing);
+        run(&mut install)
+    })?;
+    step("Python venv with the CoAP peer (aiocoap)", || {
+        let requirements = root.join("tests/peers/requirements.txt");
+        let wanted = std::fs::read_to_string(&requirements)
+            .with_context(|| format!("reading {}", requirements.display()))?;
+        let stamp = root.join(".venv/.trickle-requirements");
+        if venv_python(root).exists()
+            && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&wanted)
+        {
+            eprintln!("up to date");
+            return Ok(());
+        }
+        run(Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(root.join(".venv")))?;
+        run(Command::new(venv_python(root))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(&requirements))?;
+        std::fs::write(&stamp, wanted)?;
+        Ok(())
+    })?;
+    step("cargo-fuzz", || {
+        if succeeds(cargo(root).args(["fuzz", "--version"])) {
+            eprintln!("present");
+            return Ok(());
+        }
+        run(cargo(root).args(["install", "cargo-fuzz", "--locked"]))
+    })
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn test(root: &Path, args: &[String]) -> Result<()> {
+    let fuzz = !args.iter().any(|a| a == "--no-fuzz");
+    let start = Instant::now();
+    setup(root)?;
+    step("cargo fmt --check", || {
+        run(cargo(root).args(["fmt", "--all", "--check"]))
+    })?;
+    step("clippy -D warnings (host, all targets)", || {
+        run(cargo(root).args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    for target in MCU_TARGETS {
+        step(&format!("clippy -D warnings (core, {target})"), || {
+            run(cargo(root).args([
+                "clippy",
+                "-p",
+                "trickle-core",
+                "--target",
+                target,
+                "--features",
+                "defmt",
+                "--",
+                "-D",
+                "warnings",
+            ]))
+        })?;
+    }
+    step(
+        "no_std builds of the core (feature × target matrix)",
+        || {
+            for target in MCU_TARGETS {
+                for features in CORE_FEATURE_SETS {
+                    run(cargo(root).args([
+                        "build",
+                        "-p",
+                        "trickle-core",
+                        "--release",
+                        "--target",
+                        target,
+                        "--features",
+                        features,
+                    ]))?;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    step(
+        "no_main link check (core linked into an MCU binary without std)",
+        || {
+            let dir = root.join("boards/trickle-linkcheck");
+            for target in MCU_TARGETS {
+                run(cargo(&dir).args(["build", "--release", "--target", target]))?;
+            }
+            Ok(())
+        },
+    )?;
+    step(
+        &format!("MSRV {MSRV}: core on host and MCU targets"),
+        || {
+            run(cargo_on(root, MSRV).args(["check", "-p", "trickle-core"]))?;
+            for target in MCU_TARGETS {
+                run(cargo_on(root, MSRV).args([
+                    "check",
+                    "-p",
+                    "trickle-core",
+                    "--target",
+                    target,
+                ]))?;
+            }
+            Ok(())
+        },
+    )?;
+    step(
+        "tests (host, whole workspace, with the real CoAP peer)",
+        || {
+            run(cargo(root)
+                .args(["test", "--workspace", "--all-features"])
+                .env("TRICKLE_PYTHON", venv_python(root)))
+        },
+    )?;
+    if fuzz {
+        step("fuzz smoke", || fuzz_smoke(root))?;
+    }
+    eprintln!(
+        "\nall checks passed in {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Runs every cargo-fuzz target for a few seconds on its seed corpus.
+fn fuzz_smoke(root: &Path) -> Result<()> {
+    let fuzz_dir = root.join("fuzz");
+    let out = cargo_on(root, "nightly")
+        .args(["fuzz", "list", "--fuzz-dir"])
+        .arg(&fuzz_dir)
+        .output()
+        .context("cargo fuzz list")?;
+    if !out.status.success() {
+        bail!(
+            "cargo fuzz list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let targets: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    if targets.is_empty() {
+        bail!("no fuzz targets found");
+    }
+    for target in &targets {
+        // A scratch corpus dir so the committed seeds stay as they are.
+        let scratch = root.join("fuzz/corpus").join(target);
+        std::fs::create_dir_all(&scratch)?;
+        let seeds = root.join("fuzz/seeds").join(target);
+        run(cargo_on(root, "nightly")
+            .args(["fuzz", "run", "--fuzz-dir"])
+            .arg(&fuzz_dir)
+            .arg(target)
+            .arg(&scratch)
+            .arg(&seeds)
+            .arg("--")
+            .arg(format!("-max_total_time={FUZZ_SMOKE_SECONDS}")))?;
+    }
+    Ok(())
+}
+
+fn demo(_root: &Path, _args: &[String]) -> Result<()> {
+    eprintln!(
+        "cargo xtask demo: not yet. The end-to-end demo (a device talking to a real Synapse over a\n\
+         simulated 100 bps link) arrives with the device client and gateway. Until then,\n\
+         `cargo xtask test` runs everything that exists."
+    );
+    Ok(())
+}
