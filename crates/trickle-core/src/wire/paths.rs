@@ -1,0 +1,1 @@
+//! Endpoint codes (work in progress).
