@@ -496,7 +496,7 @@ fn aiocoap_client_against_trickle_responder() {
                 continue;
             };
             let msg = Message::new_checked(&buf[..n]);
-            let req = match msg.as_ref().map(|m| Repr::parse(m)) {
+            let req = match msg.as_ref().map(Repr::parse) {
                 Ok(Ok(r)) => r,
                 other => return Err(format!("cannot parse {:02x?}: {other:?}", &buf[..n])),
             };
