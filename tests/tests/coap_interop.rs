@@ -4,10 +4,10 @@
 //! The Python peer runs from `TRICKLE_PYTHON` (set by `cargo xtask test`), else
 //! `<repo>/.venv/bin/python`. If it cannot run, the tests FAIL with instructions.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -74,6 +74,50 @@ impl Drop for ChildGuard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Runs a command with piped stdio and a deadline; kills it (by PID) on timeout or panic.
+fn run(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> (ExitStatus, Vec<u8>, String) {
+    let child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut guard = ChildGuard(child);
+    let mut input = guard.0.stdin.take().expect("stdin piped");
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).expect("write stdin");
+    }
+    drop(input);
+    let mut out = guard.0.stdout.take().expect("stdout piped");
+    let mut err = guard.0.stderr.take().expect("stderr piped");
+    let out_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = guard.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{cmd:?} did not finish within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status,
+        out_thread.join().unwrap(),
+        err_thread.join().unwrap(),
+    )
 }
 
 fn start_server() -> (ChildGuard, SocketAddr) {
@@ -477,82 +521,86 @@ fn answer(req: &Repr<'_>, body: &[u8], out: &mut [u8]) -> Result<(usize, bool), 
     Ok((n, observing))
 }
 
+/// A UDP responder built from the codec, on its own thread; stops when dropped.
+struct Responder {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Result<u32, String>>>,
+}
+
+impl Responder {
+    fn spawn() -> Self {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let handle = std::thread::spawn(move || -> Result<u32, String> {
+            let body = large_body();
+            let mut buf = [0u8; 2048];
+            let mut out = [0u8; 2048];
+            let mut answered = 0u32;
+            let mut mid = 0x4000u16;
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let msg = Message::new_checked(&buf[..n]);
+                let req = match msg.as_ref().map(Repr::parse) {
+                    Ok(Ok(r)) => r,
+                    other => return Err(format!("cannot parse {:02x?}: {other:?}", &buf[..n])),
+                };
+                if !req.code.is_request() {
+                    continue; // ACK / RST from the client
+                }
+                let (len, observing) = answer(&req, &body, &mut out)?;
+                sock.send_to(&out[..len], from).map_err(|e| e.to_string())?;
+                answered += 1;
+                if observing {
+                    // One notification, non-confirmable, a little later.
+                    std::thread::sleep(Duration::from_millis(100));
+                    mid = mid.wrapping_add(1);
+                    let mut note = Repr::new(Kind::NonConfirmable, Code::CONTENT, mid, req.token);
+                    note.push_option(observe::option(6).unwrap()).unwrap();
+                    note.payload = b"n=1";
+                    let len = note.emit(&mut out).map_err(|e| e.to_string())?;
+                    sock.send_to(&out[..len], from).map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(answered)
+        });
+        Self {
+            port,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the responder; returns how many requests it answered.
+    fn finish(mut self) -> u32 {
+        self.stop.store(true, Ordering::Relaxed);
+        let handle = self.handle.take().expect("joined once");
+        handle.join().expect("responder thread").expect("responder")
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 #[test]
 fn aiocoap_client_against_trickle_responder() {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let port = sock.local_addr().unwrap().port();
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let responder = std::thread::spawn(move || -> Result<u32, String> {
-        let body = large_body();
-        let mut buf = [0u8; 2048];
-        let mut out = [0u8; 2048];
-        let mut answered = 0u32;
-        let mut mid = 0x4000u16;
-        while !stop2.load(Ordering::Relaxed) {
-            let Ok((n, from)) = sock.recv_from(&mut buf) else {
-                continue;
-            };
-            let msg = Message::new_checked(&buf[..n]);
-            let req = match msg.as_ref().map(Repr::parse) {
-                Ok(Ok(r)) => r,
-                other => return Err(format!("cannot parse {:02x?}: {other:?}", &buf[..n])),
-            };
-            if !req.code.is_request() {
-                continue; // ACK / RST from the client
-            }
-            let (len, observing) = answer(&req, &body, &mut out)?;
-            sock.send_to(&out[..len], from).map_err(|e| e.to_string())?;
-            answered += 1;
-            if observing {
-                // One notification, non-confirmable, a little later.
-                std::thread::sleep(Duration::from_millis(100));
-                mid = mid.wrapping_add(1);
-                let mut note = Repr::new(Kind::NonConfirmable, Code::CONTENT, mid, req.token);
-                note.push_option(observe::option(6).unwrap()).unwrap();
-                note.payload = b"n=1";
-                let len = note.emit(&mut out).map_err(|e| e.to_string())?;
-                sock.send_to(&out[..len], from).map_err(|e| e.to_string())?;
-            }
-        }
-        Ok(answered)
-    });
-
-    let child = Command::new(python())
-        .arg(peer_script("aiocoap_client.py"))
-        .arg(port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn aiocoap client");
-    let mut guard = ChildGuard(child);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Some(s) = guard.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "aiocoap client did not finish within 90 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    use std::io::Read;
-    if let Some(mut o) = guard.0.stdout.take() {
-        let _ = o.read_to_string(&mut stdout);
-    }
-    if let Some(mut e) = guard.0.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
-    stop.store(true, Ordering::Relaxed);
-    let answered = responder
-        .join()
-        .expect("responder thread")
-        .expect("responder");
+    let responder = Responder::spawn();
+    let port = responder.port;
+    let mut cmd = Command::new(python());
+    cmd.arg(peer_script("aiocoap_client.py"))
+        .arg(port.to_string());
+    let (status, stdout, stderr) = run(cmd, None, Duration::from_secs(90));
+    let stdout = String::from_utf8_lossy(&stdout);
+    let answered = responder.finish();
     assert!(
         status.success(),
         "aiocoap client failed ({status}):\n{stdout}\n{stderr}"
