@@ -146,7 +146,8 @@ fn close(sink: &mut Sink<'_>, frame: &Frame) -> Result<(), Error> {
         let old_end = sink.len;
         sink.len = sink.len.saturating_add(h - 1);
         if sink.fits() {
-            sink.buf.copy_within(body_start..old_end, body_start + h - 1);
+            sink.buf
+                .copy_within(body_start..old_end, body_start + h - 1);
         }
     }
     if let Some(dst) = sink.buf.get_mut(frame.hdr..frame.hdr + h) {
@@ -278,7 +279,11 @@ impl Parser<'_> {
         }
         let start = self.pos;
         let (end, len, scratch) = scan_string(self.src, start)?;
-        match scratch.as_ref().and_then(|s| s.get(..len)).and_then(|s| table.key_number_bytes(s)) {
+        match scratch
+            .as_ref()
+            .and_then(|s| s.get(..len))
+            .and_then(|s| table.key_number_bytes(s))
+        {
             Some(k) => put_int(sink, i128::from(k)),
             None => emit_string(self.src, start, len, sink)?,
         }
@@ -297,7 +302,8 @@ impl Parser<'_> {
         let start = self.pos;
         let (end, len, scratch) = scan_string(self.src, start)?;
         let index = if table.has_values() {
-            scratch.as_ref()
+            scratch
+                .as_ref()
                 .and_then(|s| s.get(..len))
                 .and_then(|s| table.value_index_bytes(s))
         } else {
@@ -369,7 +375,11 @@ impl Parser<'_> {
                 return Ok(());
             }
             if fits && (negative || mag < 1u128 << 64) {
-                let v = if negative { -(mag as i128) } else { mag as i128 };
+                let v = if negative {
+                    -(mag as i128)
+                } else {
+                    mag as i128
+                };
                 put_int(sink, v);
                 return Ok(());
             }
@@ -447,7 +457,9 @@ fn decode_string(src: &[u8], start: usize, mut out: impl FnMut(&[u8])) -> Result
             None => return Err(malformed(i, Malformed::UnexpectedEnd)),
             Some(b'"') => return Ok(i + 1),
             Some(b'\\') => {
-                let esc = *src.get(i + 1).ok_or(malformed(i + 1, Malformed::UnexpectedEnd))?;
+                let esc = *src
+                    .get(i + 1)
+                    .ok_or(malformed(i + 1, Malformed::UnexpectedEnd))?;
                 let simple = match esc {
                     b'"' => Some(b'"'),
                     b'\\' => Some(b'\\'),

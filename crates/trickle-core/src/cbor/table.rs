@@ -54,7 +54,10 @@ impl Table {
 
     /// The map key that integer `number` stands for, if any.
     pub fn key_name(&self, number: i64) -> Option<&'static str> {
-        self.keys.iter().find(|(k, _)| *k == number).map(|(_, n)| *n)
+        self.keys
+            .iter()
+            .find(|(k, _)| *k == number)
+            .map(|(_, n)| *n)
     }
 
     /// The shared-item index that replaces string value `value`, if any.
@@ -111,7 +114,11 @@ pub(crate) fn reference_for(index: usize) -> Reference {
 
 /// Shared-item index for tag 6 around integer `n` (`n` in -2^64..2^64).
 pub(crate) fn index_for_tagged(n: i128) -> u64 {
-    let idx = if n >= 0 { 16 + 2 * n } else { 16 + 2 * (-1 - n) + 1 };
+    let idx = if n >= 0 {
+        16 + 2 * n
+    } else {
+        16 + 2 * (-1 - n) + 1
+    };
     u64::try_from(idx).unwrap_or(u64::MAX)
 }
 
@@ -372,120 +379,120 @@ const TRICKLE_V1_KEYS: &[(i64, &str)] = &[
 /// trickle-v1 shared-item values; the position is the shared-item index.
 const TRICKLE_V1_VALUES: &[&str] = &[
     // 0..=15: one byte (simple value 0..=15, 0xe0..=0xef).
-    "m.room.message", // 0
-    "m.text", // 1
-    "m.room.member", // 2
-    "join", // 3
-    "invite", // 4
-    "leave", // 5
-    "m.notice", // 6
-    "m.emote", // 7
-    "m.image", // 8
-    "m.file", // 9
+    "m.room.message",         // 0
+    "m.text",                 // 1
+    "m.room.member",          // 2
+    "join",                   // 3
+    "invite",                 // 4
+    "leave",                  // 5
+    "m.notice",               // 6
+    "m.emote",                // 7
+    "m.image",                // 8
+    "m.file",                 // 9
     "org.matrix.custom.html", // 10
-    "m.reaction", // 11
-    "m.annotation", // 12
-    "m.replace", // 13
-    "m.typing", // 14
-    "m.receipt", // 15
+    "m.reaction",             // 11
+    "m.annotation",           // 12
+    "m.replace",              // 13
+    "m.typing",               // 14
+    "m.receipt",              // 15
     // 16..=63: two bytes (0xc6 then 0x00..=0x17 or 0x20..=0x37).
-    "ban", // 16
-    "knock", // 17
-    "m.room.encrypted", // 18
-    "m.room.name", // 19
-    "m.room.topic", // 20
-    "m.room.create", // 21
-    "m.room.power_levels", // 22
-    "m.room.join_rules", // 23
+    "ban",                       // 16
+    "knock",                     // 17
+    "m.room.encrypted",          // 18
+    "m.room.name",               // 19
+    "m.room.topic",              // 20
+    "m.room.create",             // 21
+    "m.room.power_levels",       // 22
+    "m.room.join_rules",         // 23
     "m.room.history_visibility", // 24
-    "m.room.canonical_alias", // 25
-    "m.room.avatar", // 26
-    "m.room.redaction", // 27
-    "m.room.guest_access", // 28
-    "m.room.encryption", // 29
+    "m.room.canonical_alias",    // 25
+    "m.room.avatar",             // 26
+    "m.room.redaction",          // 27
+    "m.room.guest_access",       // 28
+    "m.room.encryption",         // 29
     "m.room.third_party_invite", // 30
-    "m.room.tombstone", // 31
-    "m.room.pinned_events", // 32
-    "m.room.aliases", // 33
-    "m.presence", // 34
-    "m.fully_read", // 35
-    "m.direct", // 36
-    "m.tag", // 37
-    "m.thread", // 38
-    "m.reference", // 39
-    "m.audio", // 40
-    "m.video", // 41
-    "m.location", // 42
-    "m.server_notice", // 43
-    "m.login.password", // 44
-    "m.login.token", // 45
-    "m.id.user", // 46
-    "m.id.thirdparty", // 47
-    "m.id.phone", // 48
-    "online", // 49
-    "offline", // 50
-    "unavailable", // 51
-    "public", // 52
-    "private", // 53
-    "shared", // 54
-    "world_readable", // 55
-    "joined", // 56
-    "m.read", // 57
-    "m.read.private", // 58
-    "M_FORBIDDEN", // 59
-    "M_UNKNOWN_TOKEN", // 60
-    "M_MISSING_TOKEN", // 61
-    "M_NOT_FOUND", // 62
-    "M_LIMIT_EXCEEDED", // 63
+    "m.room.tombstone",          // 31
+    "m.room.pinned_events",      // 32
+    "m.room.aliases",            // 33
+    "m.presence",                // 34
+    "m.fully_read",              // 35
+    "m.direct",                  // 36
+    "m.tag",                     // 37
+    "m.thread",                  // 38
+    "m.reference",               // 39
+    "m.audio",                   // 40
+    "m.video",                   // 41
+    "m.location",                // 42
+    "m.server_notice",           // 43
+    "m.login.password",          // 44
+    "m.login.token",             // 45
+    "m.id.user",                 // 46
+    "m.id.thirdparty",           // 47
+    "m.id.phone",                // 48
+    "online",                    // 49
+    "offline",                   // 50
+    "unavailable",               // 51
+    "public",                    // 52
+    "private",                   // 53
+    "shared",                    // 54
+    "world_readable",            // 55
+    "joined",                    // 56
+    "m.read",                    // 57
+    "m.read.private",            // 58
+    "M_FORBIDDEN",               // 59
+    "M_UNKNOWN_TOKEN",           // 60
+    "M_MISSING_TOKEN",           // 61
+    "M_NOT_FOUND",               // 62
+    "M_LIMIT_EXCEEDED",          // 63
     // 64..: three bytes (0xc6 then 0x18 nn or 0x38 nn).
-    "M_UNKNOWN", // 64
-    "M_BAD_JSON", // 65
-    "M_NOT_JSON", // 66
-    "M_TOO_LARGE", // 67
-    "M_UNRECOGNIZED", // 68
-    "M_USER_IN_USE", // 69
-    "M_INVALID_USERNAME", // 70
-    "M_ROOM_IN_USE", // 71
-    "M_INVALID_ROOM_STATE", // 72
-    "M_THREEPID_IN_USE", // 73
-    "M_THREEPID_NOT_FOUND", // 74
-    "M_THREEPID_AUTH_FAILED", // 75
-    "M_THREEPID_DENIED", // 76
-    "M_SERVER_NOT_TRUSTED", // 77
-    "M_UNSUPPORTED_ROOM_VERSION", // 78
-    "M_INCOMPATIBLE_ROOM_VERSION", // 79
-    "M_BAD_STATE", // 80
-    "M_GUEST_ACCESS_FORBIDDEN", // 81
-    "M_CAPTCHA_NEEDED", // 82
-    "M_CAPTCHA_INVALID", // 83
-    "M_MISSING_PARAM", // 84
-    "M_INVALID_PARAM", // 85
-    "M_EXCLUSIVE", // 86
-    "M_RESOURCE_LIMIT_EXCEEDED", // 87
+    "M_UNKNOWN",                         // 64
+    "M_BAD_JSON",                        // 65
+    "M_NOT_JSON",                        // 66
+    "M_TOO_LARGE",                       // 67
+    "M_UNRECOGNIZED",                    // 68
+    "M_USER_IN_USE",                     // 69
+    "M_INVALID_USERNAME",                // 70
+    "M_ROOM_IN_USE",                     // 71
+    "M_INVALID_ROOM_STATE",              // 72
+    "M_THREEPID_IN_USE",                 // 73
+    "M_THREEPID_NOT_FOUND",              // 74
+    "M_THREEPID_AUTH_FAILED",            // 75
+    "M_THREEPID_DENIED",                 // 76
+    "M_SERVER_NOT_TRUSTED",              // 77
+    "M_UNSUPPORTED_ROOM_VERSION",        // 78
+    "M_INCOMPATIBLE_ROOM_VERSION",       // 79
+    "M_BAD_STATE",                       // 80
+    "M_GUEST_ACCESS_FORBIDDEN",          // 81
+    "M_CAPTCHA_NEEDED",                  // 82
+    "M_CAPTCHA_INVALID",                 // 83
+    "M_MISSING_PARAM",                   // 84
+    "M_INVALID_PARAM",                   // 85
+    "M_EXCLUSIVE",                       // 86
+    "M_RESOURCE_LIMIT_EXCEEDED",         // 87
     "M_CANNOT_LEAVE_SERVER_NOTICE_ROOM", // 88
-    "M_WEAK_PASSWORD", // 89
-    "M_CONSENT_NOT_GIVEN", // 90
-    "M_USER_DEACTIVATED", // 91
-    "M_UNAUTHORIZED", // 92
-    "m.call.invite", // 93
-    "m.call.candidates", // 94
-    "m.call.answer", // 95
-    "m.call.hangup", // 96
-    "m.sticker", // 97
-    "m.room.server_acl", // 98
-    "m.space.child", // 99
-    "m.space.parent", // 100
-    "m.login.sso", // 101
-    "m.login.dummy", // 102
-    "m.login.recaptcha", // 103
-    "m.login.email.identity", // 104
-    "m.megolm.v1.aes-sha2", // 105
-    "m.olm.v1.curve25519-aes-sha2", // 106
-    "m.room_key", // 107
-    "m.forwarded_room_key", // 108
-    "m.room_key_request", // 109
-    "m.key.verification.request", // 110
-    "m.push_rules", // 111
-    "m.ignored_user_list", // 112
-    "restricted", // 113
+    "M_WEAK_PASSWORD",                   // 89
+    "M_CONSENT_NOT_GIVEN",               // 90
+    "M_USER_DEACTIVATED",                // 91
+    "M_UNAUTHORIZED",                    // 92
+    "m.call.invite",                     // 93
+    "m.call.candidates",                 // 94
+    "m.call.answer",                     // 95
+    "m.call.hangup",                     // 96
+    "m.sticker",                         // 97
+    "m.room.server_acl",                 // 98
+    "m.space.child",                     // 99
+    "m.space.parent",                    // 100
+    "m.login.sso",                       // 101
+    "m.login.dummy",                     // 102
+    "m.login.recaptcha",                 // 103
+    "m.login.email.identity",            // 104
+    "m.megolm.v1.aes-sha2",              // 105
+    "m.olm.v1.curve25519-aes-sha2",      // 106
+    "m.room_key",                        // 107
+    "m.forwarded_room_key",              // 108
+    "m.room_key_request",                // 109
+    "m.key.verification.request",        // 110
+    "m.push_rules",                      // 111
+    "m.ignored_user_list",               // 112
+    "restricted",                        // 113
 ];

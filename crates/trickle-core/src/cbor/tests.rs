@@ -165,7 +165,10 @@ fn cbor_to_json_texts() {
         ("1800", "0"),
         ("fb3ff8000000000000", "1.5"),
         ("62c3bc", "\"\u{fc}\""),
-        ("6a000a1f7f225c2f0d0908", r#""\u0000\n\u001f\u007f\"\\/\r\t\b""#),
+        (
+            "6a000a1f7f225c2f0d0908",
+            r#""\u0000\n\u001f\u007f\"\\/\r\t\b""#,
+        ),
         ("8301820203820405", "[1,[2,3],[4,5]]"),
         ("a26161016162820203", r#"{"a":1,"b":[2,3]}"#),
     ];
@@ -218,7 +221,10 @@ fn maps_and_arrays_with_long_heads() {
         let arr: Vec<String> = (0..n).map(|i| std::format!("{i}")).collect();
         roundtrip_eq(&std::format!("[{}]", arr.join(",")), &Table::PLAIN);
         // Nested: the long map inside an array inside a map.
-        roundtrip_eq(&std::format!("{{\"z\":[{json}],\"a\":1}}"), &Table::TRICKLE_V1);
+        roundtrip_eq(
+            &std::format!("{{\"z\":[{json}],\"a\":1}}"),
+            &Table::TRICKLE_V1,
+        );
     }
 }
 
@@ -231,7 +237,10 @@ fn string_key_wins_over_integer_key() {
     assert_eq!(c2j(&b, &Table::MSC3079_V1).unwrap(), r#"{"body":"text"}"#);
     // With other entries around, and the same for trickle-v1 (body = 8).
     let c = hex("a3016178086378797a64626f6479617a");
-    assert_eq!(c2j(&c, &Table::TRICKLE_V1).unwrap(), r#"{"content":"x","body":"z"}"#);
+    assert_eq!(
+        c2j(&c, &Table::TRICKLE_V1).unwrap(),
+        r#"{"content":"x","body":"z"}"#
+    );
 }
 
 #[test]
@@ -270,18 +279,48 @@ fn unknown_integer_keys_are_errors() {
         }
     );
     let err = c2j(&hex("a10001"), &Table::MSC3079_V1).unwrap_err();
-    assert!(matches!(err, Error::Unsupported { reason: Unsupported::UnknownKey(0), .. }));
+    assert!(matches!(
+        err,
+        Error::Unsupported {
+            reason: Unsupported::UnknownKey(0),
+            ..
+        }
+    ));
     let err = c2j(&hex("a10101"), &Table::PLAIN).unwrap_err();
-    assert!(matches!(err, Error::Unsupported { reason: Unsupported::UnknownKey(1), .. }));
+    assert!(matches!(
+        err,
+        Error::Unsupported {
+            reason: Unsupported::UnknownKey(1),
+            ..
+        }
+    ));
     let err = c2j(&hex("a13b7fffffffffffffff01"), &Table::TRICKLE_V1).unwrap_err();
-    assert!(matches!(err, Error::Unsupported { reason: Unsupported::UnknownKey(i64::MIN), .. }));
+    assert!(matches!(
+        err,
+        Error::Unsupported {
+            reason: Unsupported::UnknownKey(i64::MIN),
+            ..
+        }
+    ));
     let err = c2j(&hex("a13bffffffffffffffff01"), &Table::TRICKLE_V1).unwrap_err();
-    assert!(matches!(err, Error::Unsupported { reason: Unsupported::InvalidKey, .. }));
+    assert!(matches!(
+        err,
+        Error::Unsupported {
+            reason: Unsupported::InvalidKey,
+            ..
+        }
+    ));
     // Keys that are neither text nor integers.
     for cbor in ["a1f401", "a1800001", "a1410001", "a1f93c0001"] {
         let err = c2j(&hex(cbor), &Table::TRICKLE_V1).unwrap_err();
         assert!(
-            matches!(err, Error::Unsupported { reason: Unsupported::InvalidKey, .. }),
+            matches!(
+                err,
+                Error::Unsupported {
+                    reason: Unsupported::InvalidKey,
+                    ..
+                }
+            ),
             "{cbor}: {err:?}"
         );
     }
@@ -298,16 +337,34 @@ fn duplicate_keys_are_errors() {
         for t in &TABLES {
             let err = j2c(json, t).unwrap_err();
             assert!(
-                matches!(err, Error::Malformed { reason: Malformed::DuplicateKey, .. }),
+                matches!(
+                    err,
+                    Error::Malformed {
+                        reason: Malformed::DuplicateKey,
+                        ..
+                    }
+                ),
                 "{json}: {err:?}"
             );
         }
     }
     // CBOR: text twice, integer twice.
     let err = c2j(&hex("a2616101616102"), &Table::PLAIN).unwrap_err();
-    assert!(matches!(err, Error::Unsupported { reason: Unsupported::DuplicateKey, .. }));
+    assert!(matches!(
+        err,
+        Error::Unsupported {
+            reason: Unsupported::DuplicateKey,
+            ..
+        }
+    ));
     let err = c2j(&hex("a2181b01181b02"), &Table::MSC3079_V1).unwrap_err();
-    assert!(matches!(err, Error::Unsupported { reason: Unsupported::DuplicateKey, .. }));
+    assert!(matches!(
+        err,
+        Error::Unsupported {
+            reason: Unsupported::DuplicateKey,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -324,7 +381,10 @@ fn depth_limit_without_stack_overflow() {
     let deep_obj = r#"{"a":"#.repeat(1000) + "1" + &"}".repeat(1000);
     assert!(matches!(
         j2c(&deep_obj, &Table::TRICKLE_V1),
-        Err(Error::LimitExceeded { limit: Limit::Depth, .. })
+        Err(Error::LimitExceeded {
+            limit: Limit::Depth,
+            ..
+        })
     ));
     let mut cbor = vec![0x81u8; 1000];
     cbor.push(0x00);
@@ -373,8 +433,16 @@ fn item_limit() {
     assert!(cbor_to_json(&hex("8401020304"), &Table::PLAIN, &lim, &mut out).is_err());
     // A huge announced count with little data fails fast as truncated.
     assert!(matches!(
-        cbor_to_json(&hex("9bffffffffffffffff00"), &Table::PLAIN, &Limits::DEFAULT, &mut out),
-        Err(Error::Malformed { reason: Malformed::UnexpectedEnd, .. })
+        cbor_to_json(
+            &hex("9bffffffffffffffff00"),
+            &Table::PLAIN,
+            &Limits::DEFAULT,
+            &mut out
+        ),
+        Err(Error::Malformed {
+            reason: Malformed::UnexpectedEnd,
+            ..
+        })
     ));
 }
 
@@ -385,7 +453,13 @@ fn truncated_input_is_an_error_both_ways() {
         for n in 0..cbor.len() {
             let err = c2j(&cbor[..n], t).unwrap_err();
             assert!(
-                matches!(err, Error::Malformed { reason: Malformed::UnexpectedEnd, .. }),
+                matches!(
+                    err,
+                    Error::Malformed {
+                        reason: Malformed::UnexpectedEnd,
+                        ..
+                    }
+                ),
                 "{} {n}: {err:?}",
                 t.name()
             );
@@ -451,7 +525,10 @@ fn invalid_json_is_rejected() {
     for big in ["1e400", "-1e400", "1e309"] {
         assert!(matches!(
             j2c(big, &Table::PLAIN),
-            Err(Error::Unsupported { reason: Unsupported::NonFiniteNumber, .. })
+            Err(Error::Unsupported {
+                reason: Unsupported::NonFiniteNumber,
+                ..
+            })
         ));
     }
 }
@@ -459,14 +536,27 @@ fn invalid_json_is_rejected() {
 #[test]
 fn integers_beyond_64_bits_become_floats() {
     // 2^64 is exact in f32.
-    assert_eq!(to_hex(&j2c("18446744073709551616", &Table::PLAIN).unwrap()), "fa5f800000");
-    assert_eq!(to_hex(&j2c("-18446744073709551617", &Table::PLAIN).unwrap()), "fadf800000");
+    assert_eq!(
+        to_hex(&j2c("18446744073709551616", &Table::PLAIN).unwrap()),
+        "fa5f800000"
+    );
+    assert_eq!(
+        to_hex(&j2c("-18446744073709551617", &Table::PLAIN).unwrap()),
+        "fadf800000"
+    );
     // Same value as serde_json reads.
-    for n in ["18446744073709551616", "123456789012345678901234567890", "-0"] {
+    for n in [
+        "18446744073709551616",
+        "123456789012345678901234567890",
+        "-0",
+    ] {
         roundtrip_eq(n, &Table::PLAIN);
     }
     assert_eq!(to_hex(&j2c("-0", &Table::PLAIN).unwrap()), "f98000");
-    assert_eq!(to_hex(&j2c("-9223372036854775808", &Table::PLAIN).unwrap()), "3b7fffffffffffffff");
+    assert_eq!(
+        to_hex(&j2c("-9223372036854775808", &Table::PLAIN).unwrap()),
+        "3b7fffffffffffffff"
+    );
 }
 
 #[test]
@@ -483,7 +573,10 @@ fn cbor_without_json_form_is_rejected() {
         ("f97e00", unsupported(0, Unsupported::NonFiniteNumber)),
         ("f9fc00", unsupported(0, Unsupported::NonFiniteNumber)),
         ("fa7f800000", unsupported(0, Unsupported::NonFiniteNumber)),
-        ("fb7ff8000000000000", unsupported(0, Unsupported::NonFiniteNumber)),
+        (
+            "fb7ff8000000000000",
+            unsupported(0, Unsupported::NonFiniteNumber),
+        ),
         ("8141ff", unsupported(1, Unsupported::ByteString)),
         ("f818", malformed(0, Malformed::ReservedEncoding)),
         ("1c", malformed(0, Malformed::ReservedEncoding)),
@@ -552,13 +645,25 @@ fn value_references() {
         unsupported(0, Unsupported::UnknownValue(16 + 2 * 1024))
     );
     assert!(n < 16 + 2 * 1024);
-    assert_eq!(c2j(&hex("c66161"), t).unwrap_err(), unsupported(0, Unsupported::Tag(6)));
-    assert_eq!(c2j(&hex("c700"), t).unwrap_err(), unsupported(0, Unsupported::Tag(7)));
-    assert_eq!(c2j(&hex("f3"), t).unwrap_err(), unsupported(0, Unsupported::SimpleValue(19)));
+    assert_eq!(
+        c2j(&hex("c66161"), t).unwrap_err(),
+        unsupported(0, Unsupported::Tag(6))
+    );
+    assert_eq!(
+        c2j(&hex("c700"), t).unwrap_err(),
+        unsupported(0, Unsupported::Tag(7))
+    );
+    assert_eq!(
+        c2j(&hex("f3"), t).unwrap_err(),
+        unsupported(0, Unsupported::SimpleValue(19))
+    );
     // Truncated reference.
     assert!(matches!(
         c2j(&hex("c6"), t),
-        Err(Error::Malformed { reason: Malformed::UnexpectedEnd, .. })
+        Err(Error::Malformed {
+            reason: Malformed::UnexpectedEnd,
+            ..
+        })
     ));
 }
 
@@ -574,7 +679,10 @@ fn strings_with_escapes_roundtrip() {
         }
     }
     // "\/" decodes to "/", which is written unescaped.
-    assert_eq!(c2j(&j2c(r#""\/""#, &Table::PLAIN).unwrap(), &Table::PLAIN).unwrap(), "\"/\"");
+    assert_eq!(
+        c2j(&j2c(r#""\/""#, &Table::PLAIN).unwrap(), &Table::PLAIN).unwrap(),
+        "\"/\""
+    );
 }
 
 #[test]
@@ -650,7 +758,13 @@ fn tables_are_consistent() {
 fn device_writer_matches_transcoder() {
     let mut buf = [0u8; 10];
     let mut w = Writer::new(&mut buf[..], &Table::TRICKLE_V1);
-    w.map(2).unwrap().key("body").unwrap().encoder().str("Hello").unwrap();
+    w.map(2)
+        .unwrap()
+        .key("body")
+        .unwrap()
+        .encoder()
+        .str("Hello")
+        .unwrap();
     w.key("msgtype").unwrap().str_value("m.text").unwrap();
     let want = j2c(r#"{"msgtype":"m.text","body":"Hello"}"#, &Table::TRICKLE_V1).unwrap();
     assert_eq!(&buf[..], &want[..]);
@@ -669,7 +783,15 @@ fn device_writer_matches_transcoder() {
     // Too small a buffer is an error, not a panic.
     let mut tiny = [0u8; 3];
     let mut w = Writer::new(&mut tiny[..], &Table::TRICKLE_V1);
-    assert!(w.map(1).unwrap().key("body").unwrap().encoder().str("Hello").is_err());
+    assert!(
+        w.map(1)
+            .unwrap()
+            .key("body")
+            .unwrap()
+            .encoder()
+            .str("Hello")
+            .is_err()
+    );
 }
 
 #[test]
@@ -704,7 +826,10 @@ fn device_reader_reads_events() {
     // Errors, not panics.
     let mut r = Reader::new(&[0xa1, 0x18, 0x69, 0x01], &Table::MSC3079_V1);
     assert_eq!(r.map().unwrap(), 1);
-    assert_eq!(r.key().unwrap_err(), unsupported(1, Unsupported::UnknownKey(105)));
+    assert_eq!(
+        r.key().unwrap_err(),
+        unsupported(1, Unsupported::UnknownKey(105))
+    );
     let mut r = Reader::new(&[0x81], &Table::TRICKLE_V1);
     assert!(r.map().is_err());
     assert_eq!(r.array().unwrap(), 1);
@@ -716,7 +841,16 @@ fn device_reader_reads_events() {
 
 #[test]
 fn float_debug_output_is_json() {
-    for v in [0.1, 1e16, 1e-7, 123456.789, f64::MAX, f64::MIN_POSITIVE, 5e-324, -2.5e-300] {
+    for v in [
+        0.1,
+        1e16,
+        1e-7,
+        123456.789,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        5e-324,
+        -2.5e-300,
+    ] {
         let json = serde_json::to_string(&v).unwrap();
         let cbor = j2c(&json, &Table::PLAIN).unwrap();
         let back = c2j(&cbor, &Table::PLAIN).unwrap();
@@ -728,8 +862,19 @@ fn float_debug_output_is_json() {
 fn arb_key() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "body", "msgtype", "type", "content", "8", "27", "m.fully_read", "rooms", "", "user_id",
-            "m.text", "predecessor", "room_alias",
+            "body",
+            "msgtype",
+            "type",
+            "content",
+            "8",
+            "27",
+            "m.fully_read",
+            "rooms",
+            "",
+            "user_id",
+            "m.text",
+            "predecessor",
+            "room_alias",
         ])
         .prop_map(String::from),
         any::<String>(),
