@@ -4,7 +4,7 @@ use core::fmt::Write as _;
 
 use super::error::{Error, Limit, Malformed, Unsupported, malformed, unsupported};
 use super::float::f16_to_f64;
-use super::head::{Head, Sink, read_head, skip_item};
+use super::head::{Head, Sink, head_len, read_head, skip_item};
 use super::table::{Table, index_for_tagged};
 use super::{Limits, MAX_DEPTH};
 
@@ -18,6 +18,9 @@ struct Frame {
     entries: u64,
     /// Whether anything was written inside the container yet (for commas).
     written: bool,
+    /// Map keys are strictly ascending and no text key has a table integer: no duplicates and
+    /// no integer/text twins are possible, so the per-entry scan is skipped.
+    simple: bool,
 }
 
 /// Transcodes one CBOR data item (substitution `table`) into compact JSON in `out`; returns
@@ -54,7 +57,9 @@ pub fn cbor_to_json(
                 items = count(items, limits, pos)?;
                 let key = read_key(cbor, pos, table)?;
                 let value_pos = key.end;
-                if twin_or_duplicate(cbor, pos, &key, frame.first, frame.entries, table)? {
+                if !frame.simple
+                    && twin_or_duplicate(cbor, pos, &key, frame.first, frame.entries, table)?
+                {
                     pos = skip_item(cbor, value_pos)?;
                     continue;
                 }
@@ -100,6 +105,7 @@ pub fn cbor_to_json(
                     first: pos,
                     entries: h.arg,
                     written: false,
+                    simple: is_map && keys_ascending(cbor, pos, h.arg, table),
                 };
                 if stack.len() >= max_depth || stack.push(frame).is_err() {
                     return Err(Error::LimitExceeded {
@@ -223,6 +229,45 @@ fn read_key<'a>(cbor: &'a [u8], pos: usize, table: &Table) -> Result<Key<'a>, Er
         is_int: true,
         end: after,
     })
+}
+
+/// True when the `entries` map keys starting at `first` are well-formed, strictly ascending
+/// in bytewise order (as deterministic encoding requires) and no text key is one the table
+/// would substitute. Errors simply give `false`; the slow path reports them.
+fn keys_ascending(cbor: &[u8], first: usize, entries: u64, table: &Table) -> bool {
+    let mut p = first;
+    let mut prev: Option<&[u8]> = None;
+    for _ in 0..entries {
+        let Ok(k_end) = skip_item(cbor, p) else {
+            return false;
+        };
+        let Some(key) = cbor.get(p..k_end) else {
+            return false;
+        };
+        if prev.is_some_and(|q| q >= key) {
+            return false;
+        }
+        // Non-shortest heads could spell one key two ways; leave those to the slow path.
+        let Ok(h) = read_head(cbor, p) else {
+            return false;
+        };
+        if h.len != head_len(h.arg) {
+            return false;
+        }
+        if h.major == 3
+            && key
+                .get(h.len..)
+                .is_some_and(|t| table.key_number_bytes(t).is_some())
+        {
+            return false;
+        }
+        prev = Some(key);
+        let Ok(v_end) = skip_item(cbor, k_end) else {
+            return false;
+        };
+        p = v_end;
+    }
+    true
 }
 
 /// Compares the key at `pos` with every other key of its map. Returns `true` when this entry

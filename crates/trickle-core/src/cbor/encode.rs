@@ -159,10 +159,23 @@ fn close(sink: &mut Sink<'_>, frame: &Frame) -> Result<(), Error> {
 /// Insertion sort of the map entries in `body` by the bytes of their encoded keys, rotating
 /// entries into place. Equal keys are duplicates.
 fn sort_entries(body: &mut [u8], at: usize) -> Result<(), Error> {
+    use core::cmp::Ordering;
     let mut sorted_end = 0;
+    // Start of the last (largest) sorted entry: input that is already in order costs one
+    // comparison per entry.
+    let mut last: Option<usize> = None;
     while sorted_end < body.len() {
         let key_end = skip_item(body, sorted_end)?;
         let entry_end = skip_item(body, key_end)?;
+        let entry_len = entry_end - sorted_end;
+        if let Some(l) = last {
+            let l_end = skip_item(body, l)?;
+            if body.get(l..l_end) < body.get(sorted_end..key_end) {
+                last = Some(sorted_end);
+                sorted_end = entry_end;
+                continue;
+            }
+        }
         let mut pos = 0;
         while pos < sorted_end {
             let k_end = skip_item(body, pos)?;
@@ -170,14 +183,20 @@ fn sort_entries(body: &mut [u8], at: usize) -> Result<(), Error> {
                 break;
             };
             match a.cmp(b) {
-                core::cmp::Ordering::Less => pos = skip_item(body, k_end)?,
-                core::cmp::Ordering::Equal => return Err(malformed(at, Malformed::DuplicateKey)),
-                core::cmp::Ordering::Greater => break,
+                Ordering::Less => pos = skip_item(body, k_end)?,
+                Ordering::Equal => return Err(malformed(at, Malformed::DuplicateKey)),
+                Ordering::Greater => break,
             }
         }
         if let Some(s) = body.get_mut(pos..entry_end) {
-            s.rotate_right(entry_end - sorted_end);
+            s.rotate_right(entry_len);
         }
+        // The previous largest entry moved right by the inserted entry's length.
+        last = Some(match last {
+            Some(l) if pos <= l => l + entry_len,
+            Some(l) => l,
+            None => pos,
+        });
         sorted_end = entry_end;
     }
     Ok(())

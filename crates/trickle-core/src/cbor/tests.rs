@@ -978,3 +978,68 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn non_shortest_key_spellings_are_still_duplicates() {
+    // "a" as 0x61 'a' and as 0x78 0x01 'a'; 8 as 0x08 and as 0x18 0x08.
+    let err = c2j(&hex("a261610178016102"), &Table::PLAIN).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Unsupported {
+            reason: Unsupported::DuplicateKey,
+            ..
+        }
+    ));
+    let err = c2j(&hex("a20801180802"), &Table::MSC3079_V1).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Unsupported {
+            reason: Unsupported::DuplicateKey,
+            ..
+        }
+    ));
+    // A text key that the table would substitute forces the twin check even when sorted.
+    let cbor = hex("a2181b016462 6f647902".replace(' ', "").as_str());
+    assert_eq!(c2j(&cbor, &Table::MSC3079_V1).unwrap(), r#"{"body":2}"#);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn encoding_ignores_key_order(
+        keys in prop::collection::btree_set(arb_key(), 0..40),
+        seed in any::<u64>(),
+    ) {
+        let keys: Vec<String> = keys.into_iter().collect();
+        let mut shuffled = keys.clone();
+        // Deterministic shuffle from the seed.
+        let mut s = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            shuffled.swap(i, (s % (i as u64 + 1)) as usize);
+        }
+        let mut rev = keys.clone();
+        rev.reverse();
+        for t in &TABLES {
+            // Same key/value pairs in three orders give the same bytes.
+            let pairs = |ks: &[String]| -> String {
+                let body: Vec<String> = ks
+                    .iter()
+                    .map(|k| {
+                        let i = keys.iter().position(|x| x == k).unwrap() % 3;
+                        std::format!("{}:{}", serde_json::to_string(k).unwrap(), i)
+                    })
+                    .collect();
+                std::format!("{{{}}}", body.join(","))
+            };
+            let a = j2c(&pairs(&keys), t).unwrap();
+            prop_assert_eq!(&j2c(&pairs(&shuffled), t).unwrap(), &a);
+            prop_assert_eq!(&j2c(&pairs(&rev), t).unwrap(), &a);
+            // And decode to the same object.
+            prop_assert_eq!(parse(&c2j(&a, t).unwrap()), parse(&pairs(&keys)));
+        }
+    }
+}
