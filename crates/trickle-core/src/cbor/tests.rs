@@ -1043,3 +1043,110 @@ proptest! {
         }
     }
 }
+
+/// Rows of the markdown tables in `section` of docs/PROTOCOL.md, split into groups of
+/// `width` cells whose first cell is a number.
+fn doc_rows(section_start: &str, section_end: &str, width: usize) -> Vec<Vec<String>> {
+    let doc = include_str!("../../../../docs/PROTOCOL.md");
+    let start = doc.find(section_start).unwrap();
+    let end = start + doc[start..].find(section_end).unwrap();
+    let mut rows = Vec::new();
+    for line in doc[start..end].lines() {
+        let cells: Vec<String> = line
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|c| String::from(c.trim().trim_matches('`')))
+            .collect();
+        if !line.starts_with("| ") || cells.len() % width != 0 {
+            continue;
+        }
+        for group in cells.chunks(width) {
+            if group[0].parse::<i64>().is_ok() {
+                rows.push(group.to_vec());
+            }
+        }
+    }
+    rows
+}
+
+#[test]
+fn protocol_doc_tables_match_the_code() {
+    for (table, start, end) in [
+        (
+            Table::MSC3079_V1,
+            "### Table `msc3079-v1`",
+            "MSC3079's example event",
+        ),
+        (Table::TRICKLE_V1, "#### Keys", "#### Value references"),
+    ] {
+        let rows = doc_rows(start, end, 3);
+        assert_eq!(rows.len(), table.keys().len(), "{}", table.name());
+        for r in &rows {
+            let n: i64 = r[0].parse().unwrap();
+            assert_eq!(table.key_name(n), Some(r[1].as_str()), "{r:?}");
+            let mut out = [0u8; 16];
+            let json = std::format!("{{{}:0}}", serde_json::to_string(&r[1]).unwrap());
+            let len = json_to_cbor(json.as_bytes(), &table, &Limits::DEFAULT, &mut out).unwrap();
+            assert_eq!(to_hex(&out[1..len - 1]), r[2], "{r:?}");
+        }
+    }
+    let rows = doc_rows("#### Value references", "#### Worked examples", 4);
+    assert_eq!(rows.len(), Table::TRICKLE_V1.values().len());
+    for r in &rows {
+        let i: u64 = r[0].parse().unwrap();
+        assert_eq!(Table::TRICKLE_V1.value(i), Some(r[1].as_str()), "{r:?}");
+        let cbor = j2c(&serde_json::to_string(&r[1]).unwrap(), &Table::TRICKLE_V1).unwrap();
+        assert_eq!(to_hex(&cbor), r[3], "{r:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Valid bodies with a byte changed or cut short: every decoder returns, and whatever it
+    /// accepts is valid JSON that encodes again.
+    #[test]
+    fn mutated_cbor_never_panics(
+        v in arb_json(),
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let text = serde_json::to_string(&v).unwrap();
+        for t in &TABLES {
+            let mut cbor = j2c(&text, t).unwrap();
+            let i = at.index(cbor.len());
+            cbor[i] = byte;
+            let c = cut.index(cbor.len() + 1);
+            for input in [&cbor[..], &cbor[..c]] {
+                if let Ok(json) = c2j(input, t) {
+                    let v2 = parse(&json);
+                    let again = j2c(&json, t).unwrap();
+                    prop_assert_eq!(parse(&c2j(&again, t).unwrap()), v2);
+                }
+                let mut r = Reader::new(input, t);
+                let _ = r.map().and_then(|_| r.key()).and_then(|_| r.str_value());
+            }
+        }
+    }
+
+    /// Valid JSON with a byte changed or cut short: the encoder returns, and whatever it accepts
+    /// serde_json accepts too.
+    #[test]
+    fn mutated_json_never_panics(
+        v in arb_json(),
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
+        let mut text = serde_json::to_string(&v).unwrap().into_bytes();
+        let i = at.index(text.len());
+        text[i] = byte;
+        for t in &TABLES {
+            let mut out = vec![0u8; 4096];
+            if json_to_cbor(&text, t, &Limits::DEFAULT, &mut out).is_ok() {
+                prop_assert!(serde_json::from_slice::<Value>(&text).is_ok());
+            }
+        }
+    }
+}
