@@ -56,7 +56,12 @@ pub fn describe(bytes: &[u8]) -> Result<String> {
     if !repr.payload.is_empty() {
         line(w, pos, &bytes[pos..pos + 1], "payload marker");
         pos += 1;
-        line(w, pos, repr.payload, &format!("payload ({} bytes)", repr.payload.len()));
+        line(
+            w,
+            pos,
+            repr.payload,
+            &format!("payload ({} bytes)", repr.payload.len()),
+        );
         if let Ok(s) = std::str::from_utf8(repr.payload) {
             if s.chars().all(|c| !c.is_control() || c == '\n') {
                 let _ = writeln!(w, "    as text {s:?}");
@@ -68,7 +73,12 @@ pub fn describe(bytes: &[u8]) -> Result<String> {
 }
 
 fn line(w: &mut String, at: usize, bytes: &[u8], what: &str) {
-    let _ = writeln!(w, "[{at:>4}..{:<4}] {what:<32} {}", at + bytes.len(), hex(bytes));
+    let _ = writeln!(
+        w,
+        "[{at:>4}..{:<4}] {what:<32} {}",
+        at + bytes.len(),
+        hex(bytes)
+    );
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -167,7 +177,11 @@ fn option_name(n: OptionNumber) -> &'static str {
 
 fn flags(n: OptionNumber) -> String {
     let mut f = Vec::new();
-    f.push(if n.is_critical() { "critical" } else { "elective" });
+    f.push(if n.is_critical() {
+        "critical"
+    } else {
+        "elective"
+    });
     if n.is_unsafe() {
         f.push("unsafe");
     }
