@@ -609,3 +609,248 @@ fn aiocoap_client_against_trickle_responder() {
     // sync, send, ext, critical, obs, large blocks (3000 B / 256 B = 12) at least.
     assert!(answered >= 5 + 12, "only {answered} requests answered");
 }
+
+/// A libcoap program (Debian `libcoap3-bin`), or a failure with instructions.
+fn libcoap(program: &str) -> Command {
+    let ok = Command::new(program)
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(
+        ok,
+        "CoAP interop peer missing: `{program}` cannot run. Run `cargo xtask test`, or \
+         `apt-get install -y libcoap3-bin`"
+    );
+    Command::new(program)
+}
+
+fn coap_client(args: &[&str], stdin: Option<&[u8]>) -> (ExitStatus, Vec<u8>, String) {
+    let mut cmd = libcoap("coap-client-notls");
+    cmd.args(["-B", "10"]).args(args);
+    run(cmd, stdin, Duration::from_secs(30))
+}
+
+/// Output file for `coap-client -o` (it appends a newline on stdout, not in files).
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir();
+        Self(dir.join(format!("trickle-coap-{}-{name}", std::process::id())))
+    }
+
+    fn read(&self) -> Vec<u8> {
+        std::fs::read(&self.0).unwrap_or_else(|e| panic!("{}: {e}", self.0.display()))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn libcoap_client_against_trickle_responder() {
+    let responder = Responder::spawn();
+    let base = format!("coap://127.0.0.1:{}", responder.port);
+    let get = |path: &str, extra: &[&str], name: &str| -> Vec<u8> {
+        let out = TempFile::new(name);
+        let url = format!("{base}{path}");
+        let mut args = vec!["-o", out.0.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        let (status, _, stderr) = coap_client(&args, None);
+        assert!(status.success(), "coap-client {args:?}: {status} {stderr}");
+        out.read()
+    };
+
+    // MSC3079 code path with query items.
+    assert_eq!(
+        get("/7?since=s1&timeout=0", &[], "sync"),
+        b"sync since=s1 timeout=0"
+    );
+
+    // PUT CBOR to /9/{room}/{type}/{txn}; the room ID is percent-encoded in the URI and
+    // arrives decoded in the Uri-Path option.
+    let out = TempFile::new("send");
+    let url = format!("{base}/9/%21room%3Aexample.org/m.room.message/txn1");
+    let (status, _, stderr) = coap_client(
+        &[
+            "-m",
+            "put",
+            "-t",
+            "60",
+            "-f",
+            "-",
+            "-o",
+            out.0.to_str().unwrap(),
+            &url,
+        ],
+        Some(CBOR_BODY),
+    );
+    assert!(status.success(), "{status} {stderr}");
+    assert_eq!(out.read(), RESPONSE_CBOR);
+
+    // Extended forms: option 256 with 25 bytes, option 2048 with 300 bytes.
+    let auth = format!("256,{}", std::str::from_utf8(AUTH).unwrap());
+    let x300 = format!("2048,{}", "x".repeat(300));
+    assert_eq!(
+        get("/ext", &["-O", &auth, "-O", &x300], "ext"),
+        format!("auth={};x=300", std::str::from_utf8(AUTH).unwrap()).as_bytes()
+    );
+
+    // An unknown critical option: 4.02 Bad Option.
+    let (_, _, stderr) = coap_client(&["-O", "2049,x", &format!("{base}/7")], None);
+    assert!(stderr.contains("4.02"), "expected 4.02, got: {stderr}");
+
+    // Block2 in 64-byte blocks, reassembled by libcoap.
+    assert_eq!(get("/large", &["-b", "64"], "large"), large_body());
+
+    // Observe for 1 s: the first response and our one notification.
+    assert_eq!(get("/obs", &["-s", "1"], "obs"), b"n=0n=1");
+
+    let answered = responder.finish();
+    // sync, send, ext, crit, 47 blocks of 64 B, obs.
+    assert!(answered >= 4 + 47 + 1, "only {answered} requests answered");
+}
+
+/// Starts `coap-server-notls` on a free port; waits until it answers a CoAP ping.
+fn start_libcoap_server() -> (ChildGuard, SocketAddr) {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = libcoap("coap-server-notls")
+        .args(["-A", "127.0.0.1", "-p", &port.to_string(), "-v", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn coap-server-notls");
+    let guard = ChildGuard(child);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let ping = [0x40, 0x00, 0x12, 0x34];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 64];
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "coap-server-notls did not answer a ping"
+        );
+        sock.send_to(&ping, addr).unwrap();
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let r = Repr::parse_bytes(&buf[..n]).expect("libcoap's pong parses");
+            assert_eq!(
+                (r.kind, r.code, r.message_id),
+                (Kind::Reset, Code::EMPTY, 0x1234)
+            );
+            return (guard, addr);
+        }
+    }
+}
+
+#[test]
+fn trickle_client_against_libcoap_server() {
+    let (_server, addr) = start_libcoap_server();
+    let mut c = Client::new(addr);
+
+    // GET / in 16-byte blocks (SZX 0).
+    let mut body = Vec::new();
+    let mut num = 0;
+    loop {
+        let block = Block {
+            num,
+            more: false,
+            szx: 0,
+        };
+        let opts = [block.option(OptionNumber::BLOCK2).unwrap()];
+        let rsp = c.request(Code::GET, &opts, &[]);
+        let r = Repr::parse_bytes(&rsp).unwrap();
+        assert_eq!(r.code, Code::CONTENT);
+        let b = Block::decode(r.option(OptionNumber::BLOCK2).expect("Block2").value()).unwrap();
+        assert_eq!((b.num, b.szx, b.offset()), (num, 0, body.len()));
+        body.extend_from_slice(r.payload);
+        if !b.more {
+            break;
+        }
+        assert_eq!(r.payload.len(), 16);
+        num += 1;
+        assert!(num < 64, "too many blocks");
+    }
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.starts_with("This is a test server made with libcoap"),
+        "{text:?}"
+    );
+    assert!(num >= 4, "only {} blocks", num + 1);
+
+    // PUT CBOR to /example_data (Content-Format 60, with a 25-byte Authorization option libcoap
+    // must skip), observe it, PUT again and get a notification with the new body.
+    let mut writer = Client::new(addr);
+    writer.mid = 0x2000;
+    let mut put = |body: &[u8]| {
+        let opts = [
+            uri_path("example_data"),
+            CoapOption::uint(OptionNumber::CONTENT_FORMAT, 60),
+            CoapOption::new(OptionNumber::AUTHORIZATION, AUTH),
+        ];
+        let rsp = writer.request(Code::PUT, &opts, body);
+        let code = Repr::parse_bytes(&rsp).unwrap().code;
+        assert!(
+            code == Code::CHANGED || code == Code::CREATED,
+            "PUT answered {code}"
+        );
+    };
+    put(CBOR_BODY);
+
+    let (mid, token) = c.next_ids();
+    let mut reg = Repr::new(Kind::Confirmable, Code::GET, mid, &token);
+    reg.push_option(uri_path("example_data")).unwrap();
+    reg.push_option(observe::option(observe::REGISTER).unwrap())
+        .unwrap();
+    c.send(&reg);
+    let first = c.recv_response(&token);
+    let first = Repr::parse_bytes(&first).unwrap();
+    assert_eq!(first.code, Code::CONTENT);
+    assert_eq!(first.payload, CBOR_BODY);
+    assert_eq!(
+        first
+            .option(OptionNumber::CONTENT_FORMAT)
+            .unwrap()
+            .value_uint(),
+        Ok(60)
+    );
+    let seq0 = observe::decode(
+        first
+            .option(OptionNumber::OBSERVE)
+            .expect("Observe")
+            .value(),
+    )
+    .unwrap();
+
+    put(RESPONSE_CBOR);
+    let note = c.recv_response(&token);
+    let note = Repr::parse_bytes(&note).unwrap();
+    assert_eq!(note.payload, RESPONSE_CBOR);
+    assert_eq!(
+        note.option(OptionNumber::CONTENT_FORMAT)
+            .unwrap()
+            .value_uint(),
+        Ok(60)
+    );
+    let seq1 =
+        observe::decode(note.option(OptionNumber::OBSERVE).expect("Observe").value()).unwrap();
+    assert_ne!(seq0, seq1);
+
+    // libcoap answers an unknown critical option (2049, extended delta form) with 4.02.
+    let opts = [CoapOption::new(OptionNumber(2049), b"x")];
+    let rsp = c.request(Code::GET, &opts, &[]);
+    assert_eq!(Repr::parse_bytes(&rsp).unwrap().code, Code::BAD_OPTION);
+}
