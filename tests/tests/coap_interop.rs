@@ -714,7 +714,7 @@ fn libcoap_client_against_trickle_responder() {
 
     let answered = responder.finish();
     // sync, send, ext, crit, 47 blocks of 64 B, obs.
-    assert!(answered >= 4 + 47 + 1, "only {answered} requests answered");
+    assert!(answered >= 52, "only {answered} requests answered");
 }
 
 /// Starts `coap-server-notls` on a free port; waits until it answers a CoAP ping.
