@@ -22,6 +22,20 @@
 //! the CLI prints: `/` + segments joined by `/`, then `?` + query items joined by `&`. In a
 //! segment `%`, `/` and `?` are written `%25`, `%2F`, `%3F`; in a query item `%` and `&` are
 //! written `%25`, `%26`. Reading the text form decodes every `%XX`.
+//!
+//! ```
+//! use trickle_core::wire::paths::{ApiVersion, CoapPath, Table};
+//!
+//! let mut scratch = [0u8; 32];
+//! let target = "/_matrix/client/r0/join/%23room:example.org?server_name=example.org";
+//! let p = CoapPath::from_http(target, Table::TrickleV1, &mut scratch)?;
+//! assert_eq!(p.segments.as_slice(), ["L", "#room:example.org"]);
+//! assert_eq!(p.queries.as_slice(), ["server_name=example.org"]);
+//! let mut out = [0u8; 96];
+//! let n = p.write_http_to_slice(Table::TrickleV1, ApiVersion::V3, &mut out)?;
+//! assert_eq!(&out[..n], b"/_matrix/client/v3/join/%23room:example.org?server_name=example.org");
+//! # Ok::<(), trickle_core::wire::Error>(())
+//! ```
 
 use core::fmt::{self, Write};
 
