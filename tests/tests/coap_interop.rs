@@ -234,6 +234,46 @@ impl Client {
     }
 }
 
+impl Client {
+    /// GETs a resource block by block (Block2 with `szx`) until M is clear; checks each
+    /// block's number, size and offset. Returns the body and the number of blocks.
+    fn get_blockwise(&mut self, path: &[CoapOption<'_>], szx: u8) -> (Vec<u8>, u32) {
+        let mut body = Vec::new();
+        let mut num = 0;
+        loop {
+            let block = Block {
+                num,
+                more: false,
+                szx,
+            };
+            let mut opts = path.to_vec();
+            opts.push(block.option(OptionNumber::BLOCK2).unwrap());
+            let rsp = self.request(Code::GET, &opts, &[]);
+            let r = Repr::parse_bytes(&rsp).unwrap();
+            assert_eq!(r.code, Code::CONTENT);
+            let b = Block::decode(r.option(OptionNumber::BLOCK2).expect("Block2").value()).unwrap();
+            assert_eq!((b.num, b.szx, b.offset()), (num, szx, body.len()));
+            body.extend_from_slice(r.payload);
+            if !b.more {
+                return (body, num + 1);
+            }
+            assert_eq!(r.payload.len(), b.size());
+            num += 1;
+            assert!(num < 1000, "too many blocks");
+        }
+    }
+}
+
+/// The Observe sequence number of a response.
+fn observe_seq(r: &Repr<'_>) -> u32 {
+    observe::decode(r.option(OptionNumber::OBSERVE).expect("Observe").value()).unwrap()
+}
+
+/// The Uri-Path / Uri-Query options of an HTTP target, compressed with trickle-v1.
+fn compressed<'a>(target: &'a str, scratch: &'a mut [u8]) -> Vec<CoapOption<'a>> {
+    path_options(&CoapPath::from_http(target, Table::TrickleV1, scratch).unwrap())
+}
+
 /// The Uri-Path / Uri-Query options of a path.
 fn path_options<'a>(p: &CoapPath<'a>) -> Vec<CoapOption<'a>> {
     let mut r = Repr::new(Kind::Confirmable, Code::GET, 0, &[]);
@@ -278,13 +318,8 @@ fn trickle_client_against_aiocoap_server() {
 
     // 1. GET with an MSC3079 code path and query items, compressed from the HTTP form.
     let mut scratch = [0u8; 64];
-    let sync = CoapPath::from_http(
-        "/_matrix/client/v3/sync?since=s1&timeout=0",
-        Table::TrickleV1,
-        &mut scratch,
-    )
-    .unwrap();
-    let rsp = c.request(Code::GET, &path_options(&sync), &[]);
+    let sync = compressed("/_matrix/client/v3/sync?since=s1&timeout=0", &mut scratch);
+    let rsp = c.request(Code::GET, &sync, &[]);
     let r = Repr::parse_bytes(&rsp).unwrap();
     assert_eq!(r.code, Code::CONTENT);
     assert_eq!(r.payload, b"sync since=s1 timeout=0");
@@ -295,13 +330,11 @@ fn trickle_client_against_aiocoap_server() {
 
     // An uncompressed path with percent-encoded characters reaches aiocoap decoded.
     let mut scratch = [0u8; 64];
-    let aliases = CoapPath::from_http(
+    let aliases = compressed(
         "/_matrix/client/v3/rooms/%21r%3Aex%2Fy/aliases",
-        Table::TrickleV1,
         &mut scratch,
-    )
-    .unwrap();
-    let rsp = c.request(Code::GET, &path_options(&aliases), &[]);
+    );
+    let rsp = c.request(Code::GET, &aliases, &[]);
     assert_eq!(
         text_payload(&rsp),
         "_matrix|client|v3|rooms|!r:ex/y|aliases"
@@ -309,14 +342,12 @@ fn trickle_client_against_aiocoap_server() {
 
     // 2. PUT /9/{room}/{type}/{txn} with Content-Format 60 and a CBOR body.
     let mut scratch = [0u8; 64];
-    let send = CoapPath::from_http(
+    let send = compressed(
         "/_matrix/client/v3/rooms/!room:example.org/send/m.room.message/txn1",
-        Table::TrickleV1,
         &mut scratch,
-    )
-    .unwrap();
-    assert_eq!(send.segments[0], "9");
-    let mut opts = path_options(&send);
+    );
+    assert_eq!(send[0], uri_path("9"));
+    let mut opts = send;
     opts.push(CoapOption::uint(OptionNumber::CONTENT_FORMAT, 60));
     let rsp = c.request(Code::PUT, &opts, CBOR_BODY);
     let r = Repr::parse_bytes(&rsp).unwrap();
@@ -356,18 +387,11 @@ fn trickle_client_against_aiocoap_server() {
     let first = c.recv_response(&token);
     let first = Repr::parse_bytes(&first).unwrap();
     assert_eq!(first.payload, b"n=0");
-    let seq0 = observe::decode(
-        first
-            .option(OptionNumber::OBSERVE)
-            .expect("Observe")
-            .value(),
-    )
-    .unwrap();
+    let seq0 = observe_seq(&first);
     let note = c.recv_response(&token);
     let note = Repr::parse_bytes(&note).unwrap();
     assert_eq!(note.payload, b"n=1");
-    let seq1 =
-        observe::decode(note.option(OptionNumber::OBSERVE).expect("Observe").value()).unwrap();
+    let seq1 = observe_seq(&note);
     assert!(seq1 > seq0, "observe sequence {seq0} then {seq1}");
     // Deregister (RFC 7641 §3.6): GET with Observe 1.
     let opts = [
@@ -381,33 +405,8 @@ fn trickle_client_against_aiocoap_server() {
     let expected: Vec<u8> = (0..2000u32)
         .map(|i| ((i * 7 + i / 256) & 0xff) as u8)
         .collect();
-    let mut body = Vec::new();
-    let mut num = 0;
-    loop {
-        let block = Block {
-            num,
-            more: false,
-            szx: 2,
-        };
-        let opts = [
-            uri_path("large"),
-            block.option(OptionNumber::BLOCK2).unwrap(),
-        ];
-        let rsp = c.request(Code::GET, &opts, &[]);
-        let r = Repr::parse_bytes(&rsp).unwrap();
-        assert_eq!(r.code, Code::CONTENT);
-        let b = Block::decode(r.option(OptionNumber::BLOCK2).expect("Block2").value()).unwrap();
-        assert_eq!((b.num, b.szx), (num, 2));
-        assert_eq!(b.offset(), body.len());
-        body.extend_from_slice(r.payload);
-        if !b.more {
-            break;
-        }
-        assert_eq!(r.payload.len(), 64);
-        num += 1;
-        assert!(num < 100, "too many blocks");
-    }
-    assert_eq!(num, 31);
+    let (body, blocks) = c.get_blockwise(&[uri_path("large")], 2);
+    assert_eq!(blocks, 32);
     assert_eq!(body, expected);
 
     // 6. A response carrying an unknown critical option is rejected (RFC 7252 §5.4.1).
@@ -762,34 +761,13 @@ fn trickle_client_against_libcoap_server() {
     let mut c = Client::new(addr);
 
     // GET / in 16-byte blocks (SZX 0).
-    let mut body = Vec::new();
-    let mut num = 0;
-    loop {
-        let block = Block {
-            num,
-            more: false,
-            szx: 0,
-        };
-        let opts = [block.option(OptionNumber::BLOCK2).unwrap()];
-        let rsp = c.request(Code::GET, &opts, &[]);
-        let r = Repr::parse_bytes(&rsp).unwrap();
-        assert_eq!(r.code, Code::CONTENT);
-        let b = Block::decode(r.option(OptionNumber::BLOCK2).expect("Block2").value()).unwrap();
-        assert_eq!((b.num, b.szx, b.offset()), (num, 0, body.len()));
-        body.extend_from_slice(r.payload);
-        if !b.more {
-            break;
-        }
-        assert_eq!(r.payload.len(), 16);
-        num += 1;
-        assert!(num < 64, "too many blocks");
-    }
+    let (body, blocks) = c.get_blockwise(&[], 0);
     let text = String::from_utf8(body).unwrap();
     assert!(
         text.starts_with("This is a test server made with libcoap"),
         "{text:?}"
     );
-    assert!(num >= 4, "only {} blocks", num + 1);
+    assert!(blocks >= 5, "only {blocks} blocks");
 
     // PUT CBOR to /example_data (Content-Format 60, with a 25-byte Authorization option libcoap
     // must skip), observe it, PUT again and get a notification with the new body.
@@ -827,13 +805,7 @@ fn trickle_client_against_libcoap_server() {
             .value_uint(),
         Ok(60)
     );
-    let seq0 = observe::decode(
-        first
-            .option(OptionNumber::OBSERVE)
-            .expect("Observe")
-            .value(),
-    )
-    .unwrap();
+    let seq0 = observe_seq(&first);
 
     put(RESPONSE_CBOR);
     let note = c.recv_response(&token);
@@ -845,8 +817,7 @@ fn trickle_client_against_libcoap_server() {
             .value_uint(),
         Ok(60)
     );
-    let seq1 =
-        observe::decode(note.option(OptionNumber::OBSERVE).expect("Observe").value()).unwrap();
+    let seq1 = observe_seq(&note);
     assert_ne!(seq0, seq1);
 
     // libcoap answers an unknown critical option (2049, extended delta form) with 4.02.
