@@ -234,6 +234,46 @@ impl Client {
     }
 }
 
+impl Client {
+    /// GETs a resource block by block (Block2 with `szx`) until M is clear; checks each
+    /// block's number, size and offset. Returns the body and the number of blocks.
+    fn get_blockwise(&mut self, path: &[CoapOption<'_>], szx: u8) -> (Vec<u8>, u32) {
+        let mut body = Vec::new();
+        let mut num = 0;
+        loop {
+            let block = Block {
+                num,
+                more: false,
+                szx,
+            };
+            let mut opts = path.to_vec();
+            opts.push(block.option(OptionNumber::BLOCK2).unwrap());
+            let rsp = self.request(Code::GET, &opts, &[]);
+            let r = Repr::parse_bytes(&rsp).unwrap();
+            assert_eq!(r.code, Code::CONTENT);
+            let b = Block::decode(r.option(OptionNumber::BLOCK2).expect("Block2").value()).unwrap();
+            assert_eq!((b.num, b.szx, b.offset()), (num, szx, body.len()));
+            body.extend_from_slice(r.payload);
+            if !b.more {
+                return (body, num + 1);
+            }
+            assert_eq!(r.payload.len(), b.size());
+            num += 1;
+            assert!(num < 1000, "too many blocks");
+        }
+    }
+}
+
+/// The Observe sequence number of a response.
+fn observe_seq(r: &Repr<'_>) -> u32 {
+    observe::decode(r.option(OptionNumber::OBSERVE).expect("Observe").value()).unwrap()
+}
+
+/// The Uri-Path / Uri-Query options of an HTTP target, compressed with trickle-v1.
+fn compressed<'a>(target: &'a str, scratch: &'a mut [u8]) -> Vec<CoapOption<'a>> {
+    path_options(&CoapPath::from_http(target, Table::TrickleV1, scratch).unwrap())
+}
+
 /// The Uri-Path / Uri-Query options of a path.
 fn path_options<'a>(p: &CoapPath<'a>) -> Vec<CoapOption<'a>> {
     let mut r = Repr::new(Kind::Confirmable, Code::GET, 0, &[]);
@@ -278,13 +318,8 @@ fn trickle_client_against_aiocoap_server() {
 
     // 1. GET with an MSC3079 code path and query items, compressed from the HTTP form.
     let mut scratch = [0u8; 64];
-    let sync = CoapPath::from_http(
-        "/_matrix/client/v3/sync?since=s1&timeout=0",
-        Table::TrickleV1,
-        &mut scratch,
-    )
-    .unwrap();
-    let rsp = c.request(Code::GET, &path_options(&sync), &[]);
+    let sync = compressed("/_matrix/client/v3/sync?since=s1&timeout=0", &mut scratch);
+    let rsp = c.request(Code::GET, &sync, &[]);
     let r = Repr::parse_bytes(&rsp).unwrap();
     assert_eq!(r.code, Code::CONTENT);
     assert_eq!(r.payload, b"sync since=s1 timeout=0");
@@ -295,13 +330,11 @@ fn trickle_client_against_aiocoap_server() {
 
     // An uncompressed path with percent-encoded characters reaches aiocoap decoded.
     let mut scratch = [0u8; 64];
-    let aliases = CoapPath::from_http(
+    let aliases = compressed(
         "/_matrix/client/v3/rooms/%21r%3Aex%2Fy/aliases",
-        Table::TrickleV1,
         &mut scratch,
-    )
-    .unwrap();
-    let rsp = c.request(Code::GET, &path_options(&aliases), &[]);
+    );
+    let rsp = c.request(Code::GET, &aliases, &[]);
     assert_eq!(
         text_payload(&rsp),
         "_matrix|client|v3|rooms|!r:ex/y|aliases"
@@ -309,14 +342,12 @@ fn trickle_client_against_aiocoap_server() {
 
     // 2. PUT /9/{room}/{type}/{txn} with Content-Format 60 and a CBOR body.
     let mut scratch = [0u8; 64];
-    let send = CoapPath::from_http(
+    let send = compressed(
         "/_matrix/client/v3/rooms/!room:example.org/send/m.room.message/txn1",
-        Table::TrickleV1,
         &mut scratch,
-    )
-    .unwrap();
-    assert_eq!(send.segments[0], "9");
-    let mut opts = path_options(&send);
+    );
+    assert_eq!(send[0], uri_path("9"));
+    let mut opts = send;
     opts.push(CoapOption::uint(OptionNumber::CONTENT_FORMAT, 60));
     let rsp = c.request(Code::PUT, &opts, CBOR_BODY);
     let r = Repr::parse_bytes(&rsp).unwrap();
@@ -356,18 +387,11 @@ fn trickle_client_against_aiocoap_server() {
     let first = c.recv_response(&token);
     let first = Repr::parse_bytes(&first).unwrap();
     assert_eq!(first.payload, b"n=0");
-    let seq0 = observe::decode(
-        first
-            .option(OptionNumber::OBSERVE)
-            .expect("Observe")
-            .value(),
-    )
-    .unwrap();
+    let seq0 = observe_seq(&first);
     let note = c.recv_response(&token);
     let note = Repr::parse_bytes(&note).unwrap();
     assert_eq!(note.payload, b"n=1");
-    let seq1 =
-        observe::decode(note.option(OptionNumber::OBSERVE).expect("Observe").value()).unwrap();
+    let seq1 = observe_seq(&note);
     assert!(seq1 > seq0, "observe sequence {seq0} then {seq1}");
     // Deregister (RFC 7641 §3.6): GET with Observe 1.
     let opts = [
@@ -381,33 +405,8 @@ fn trickle_client_against_aiocoap_server() {
     let expected: Vec<u8> = (0..2000u32)
         .map(|i| ((i * 7 + i / 256) & 0xff) as u8)
         .collect();
-    let mut body = Vec::new();
-    let mut num = 0;
-    loop {
-        let block = Block {
-            num,
-            more: false,
-            szx: 2,
-        };
-        let opts = [
-            uri_path("large"),
-            block.option(OptionNumber::BLOCK2).unwrap(),
-        ];
-        let rsp = c.request(Code::GET, &opts, &[]);
-        let r = Repr::parse_bytes(&rsp).unwrap();
-        assert_eq!(r.code, Code::CONTENT);
-        let b = Block::decode(r.option(OptionNumber::BLOCK2).expect("Block2").value()).unwrap();
-        assert_eq!((b.num, b.szx), (num, 2));
-        assert_eq!(b.offset(), body.len());
-        body.extend_from_slice(r.payload);
-        if !b.more {
-            break;
-        }
-        assert_eq!(r.payload.len(), 64);
-        num += 1;
-        assert!(num < 100, "too many blocks");
-    }
-    assert_eq!(num, 31);
+    let (body, blocks) = c.get_blockwise(&[uri_path("large")], 2);
+    assert_eq!(blocks, 32);
     assert_eq!(body, expected);
 
     // 6. A response carrying an unknown critical option is rejected (RFC 7252 §5.4.1).
@@ -608,4 +607,221 @@ fn aiocoap_client_against_trickle_responder() {
     assert_eq!(stdout.trim(), "OK");
     // sync, send, ext, critical, obs, large blocks (3000 B / 256 B = 12) at least.
     assert!(answered >= 5 + 12, "only {answered} requests answered");
+}
+
+/// A libcoap program (Debian `libcoap3-bin`), or a failure with instructions.
+fn libcoap(program: &str) -> Command {
+    let ok = Command::new(program)
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(
+        ok,
+        "CoAP interop peer missing: `{program}` cannot run. Run `cargo xtask test`, or \
+         `apt-get install -y libcoap3-bin`"
+    );
+    Command::new(program)
+}
+
+fn coap_client(args: &[&str], stdin: Option<&[u8]>) -> (ExitStatus, Vec<u8>, String) {
+    let mut cmd = libcoap("coap-client-notls");
+    cmd.args(["-B", "10"]).args(args);
+    run(cmd, stdin, Duration::from_secs(30))
+}
+
+/// Output file for `coap-client -o` (it appends a newline on stdout, not in files).
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir();
+        Self(dir.join(format!("trickle-coap-{}-{name}", std::process::id())))
+    }
+
+    fn read(&self) -> Vec<u8> {
+        std::fs::read(&self.0).unwrap_or_else(|e| panic!("{}: {e}", self.0.display()))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn libcoap_client_against_trickle_responder() {
+    let responder = Responder::spawn();
+    let base = format!("coap://127.0.0.1:{}", responder.port);
+    let get = |path: &str, extra: &[&str], name: &str| -> Vec<u8> {
+        let out = TempFile::new(name);
+        let url = format!("{base}{path}");
+        let mut args = vec!["-o", out.0.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        let (status, _, stderr) = coap_client(&args, None);
+        assert!(status.success(), "coap-client {args:?}: {status} {stderr}");
+        out.read()
+    };
+
+    // MSC3079 code path with query items.
+    assert_eq!(
+        get("/7?since=s1&timeout=0", &[], "sync"),
+        b"sync since=s1 timeout=0"
+    );
+
+    // PUT CBOR to /9/{room}/{type}/{txn}; the room ID is percent-encoded in the URI and
+    // arrives decoded in the Uri-Path option.
+    let out = TempFile::new("send");
+    let url = format!("{base}/9/%21room%3Aexample.org/m.room.message/txn1");
+    let (status, _, stderr) = coap_client(
+        &[
+            "-m",
+            "put",
+            "-t",
+            "60",
+            "-f",
+            "-",
+            "-o",
+            out.0.to_str().unwrap(),
+            &url,
+        ],
+        Some(CBOR_BODY),
+    );
+    assert!(status.success(), "{status} {stderr}");
+    assert_eq!(out.read(), RESPONSE_CBOR);
+
+    // Extended forms: option 256 with 25 bytes, option 2048 with 300 bytes.
+    let auth = format!("256,{}", std::str::from_utf8(AUTH).unwrap());
+    let x300 = format!("2048,{}", "x".repeat(300));
+    assert_eq!(
+        get("/ext", &["-O", &auth, "-O", &x300], "ext"),
+        format!("auth={};x=300", std::str::from_utf8(AUTH).unwrap()).as_bytes()
+    );
+
+    // An unknown critical option: 4.02 Bad Option.
+    let (_, _, stderr) = coap_client(&["-O", "2049,x", &format!("{base}/7")], None);
+    assert!(stderr.contains("4.02"), "expected 4.02, got: {stderr}");
+
+    // Block2 in 64-byte blocks, reassembled by libcoap.
+    assert_eq!(get("/large", &["-b", "64"], "large"), large_body());
+
+    // Observe for 1 s: the first response and our one notification.
+    assert_eq!(get("/obs", &["-s", "1"], "obs"), b"n=0n=1");
+
+    let answered = responder.finish();
+    // sync, send, ext, crit, 47 blocks of 64 B, obs.
+    assert!(answered >= 52, "only {answered} requests answered");
+}
+
+/// Starts `coap-server-notls` on a free port; waits until it answers a CoAP ping.
+fn start_libcoap_server() -> (ChildGuard, SocketAddr) {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = libcoap("coap-server-notls")
+        .args(["-A", "127.0.0.1", "-p", &port.to_string(), "-v", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn coap-server-notls");
+    let guard = ChildGuard(child);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let ping = [0x40, 0x00, 0x12, 0x34];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 64];
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "coap-server-notls did not answer a ping"
+        );
+        sock.send_to(&ping, addr).unwrap();
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let r = Repr::parse_bytes(&buf[..n]).expect("libcoap's pong parses");
+            assert_eq!(
+                (r.kind, r.code, r.message_id),
+                (Kind::Reset, Code::EMPTY, 0x1234)
+            );
+            return (guard, addr);
+        }
+    }
+}
+
+#[test]
+fn trickle_client_against_libcoap_server() {
+    let (_server, addr) = start_libcoap_server();
+    let mut c = Client::new(addr);
+
+    // GET / in 16-byte blocks (SZX 0).
+    let (body, blocks) = c.get_blockwise(&[], 0);
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.starts_with("This is a test server made with libcoap"),
+        "{text:?}"
+    );
+    assert!(blocks >= 5, "only {blocks} blocks");
+
+    // PUT CBOR to /example_data (Content-Format 60, with a 25-byte Authorization option libcoap
+    // must skip), observe it, PUT again and get a notification with the new body.
+    let mut writer = Client::new(addr);
+    writer.mid = 0x2000;
+    let mut put = |body: &[u8]| {
+        let opts = [
+            uri_path("example_data"),
+            CoapOption::uint(OptionNumber::CONTENT_FORMAT, 60),
+            CoapOption::new(OptionNumber::AUTHORIZATION, AUTH),
+        ];
+        let rsp = writer.request(Code::PUT, &opts, body);
+        let code = Repr::parse_bytes(&rsp).unwrap().code;
+        assert!(
+            code == Code::CHANGED || code == Code::CREATED,
+            "PUT answered {code}"
+        );
+    };
+    put(CBOR_BODY);
+
+    let (mid, token) = c.next_ids();
+    let mut reg = Repr::new(Kind::Confirmable, Code::GET, mid, &token);
+    reg.push_option(uri_path("example_data")).unwrap();
+    reg.push_option(observe::option(observe::REGISTER).unwrap())
+        .unwrap();
+    c.send(&reg);
+    let first = c.recv_response(&token);
+    let first = Repr::parse_bytes(&first).unwrap();
+    assert_eq!(first.code, Code::CONTENT);
+    assert_eq!(first.payload, CBOR_BODY);
+    assert_eq!(
+        first
+            .option(OptionNumber::CONTENT_FORMAT)
+            .unwrap()
+            .value_uint(),
+        Ok(60)
+    );
+    let seq0 = observe_seq(&first);
+
+    put(RESPONSE_CBOR);
+    let note = c.recv_response(&token);
+    let note = Repr::parse_bytes(&note).unwrap();
+    assert_eq!(note.payload, RESPONSE_CBOR);
+    assert_eq!(
+        note.option(OptionNumber::CONTENT_FORMAT)
+            .unwrap()
+            .value_uint(),
+        Ok(60)
+    );
+    let seq1 = observe_seq(&note);
+    assert_ne!(seq0, seq1);
+
+    // libcoap answers an unknown critical option (2049, extended delta form) with 4.02.
+    let opts = [CoapOption::new(OptionNumber(2049), b"x")];
+    let rsp = c.request(Code::GET, &opts, &[]);
+    assert_eq!(Repr::parse_bytes(&rsp).unwrap().code, Code::BAD_OPTION);
 }

@@ -9,6 +9,21 @@
 //! (borrowing token, option values and payload), [`Repr::buffer_len`] says how many bytes
 //! [`Repr::emit`] writes.
 //!
+//! ```
+//! use trickle_core::wire::coap::{CoapOption, Code, Kind, Message, OptionNumber, Repr};
+//!
+//! // RFC 7252 Appendix A, Figure 16.
+//! let mut req = Repr::new(Kind::Confirmable, Code::GET, 0x7d34, &[]);
+//! req.push_option(CoapOption::str(OptionNumber::URI_PATH, "temperature"))?;
+//! let mut buf = [0u8; 32];
+//! let n = req.emit(&mut buf)?;
+//! assert_eq!(&buf[..n], b"\x40\x01\x7d\x34\xbbtemperature");
+//! let msg = Message::new_checked(&buf[..n])?;
+//! assert_eq!(msg.header_len(), 4);
+//! assert_eq!(Repr::parse(&msg)?, req);
+//! # Ok::<(), trickle_core::wire::Error>(())
+//! ```
+//!
 //! ```text
 //!  0                   1                   2                   3
 //!  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1

@@ -22,6 +22,20 @@
 //! the CLI prints: `/` + segments joined by `/`, then `?` + query items joined by `&`. In a
 //! segment `%`, `/` and `?` are written `%25`, `%2F`, `%3F`; in a query item `%` and `&` are
 //! written `%25`, `%26`. Reading the text form decodes every `%XX`.
+//!
+//! ```
+//! use trickle_core::wire::paths::{ApiVersion, CoapPath, Table};
+//!
+//! let mut scratch = [0u8; 32];
+//! let target = "/_matrix/client/r0/join/%23room:example.org?server_name=example.org";
+//! let p = CoapPath::from_http(target, Table::TrickleV1, &mut scratch)?;
+//! assert_eq!(p.segments.as_slice(), ["L", "#room:example.org"]);
+//! assert_eq!(p.queries.as_slice(), ["server_name=example.org"]);
+//! let mut out = [0u8; 96];
+//! let n = p.write_http_to_slice(Table::TrickleV1, ApiVersion::V3, &mut out)?;
+//! assert_eq!(&out[..n], b"/_matrix/client/v3/join/%23room:example.org?server_name=example.org");
+//! # Ok::<(), trickle_core::wire::Error>(())
+//! ```
 
 use core::fmt::{self, Write};
 
@@ -310,6 +324,22 @@ struct Scratch<'a> {
 }
 
 impl<'a> Scratch<'a> {
+    /// Checks up front that `buf` can hold every decoded segment and query item that differs
+    /// from its input, so that a short buffer is reported with the whole requirement.
+    fn new<'s>(
+        buf: &'a mut [u8],
+        segments: impl Iterator<Item = &'s str>,
+        queries: impl Iterator<Item = &'s str>,
+        query_plus_is_space: bool,
+    ) -> Result<Self, Error> {
+        let required = scratch_needed(segments, false)?
+            .saturating_add(scratch_needed(queries, query_plus_is_space)?);
+        if required > buf.len() {
+            return Err(Error::BufferTooSmall { required });
+        }
+        Ok(Self { buf })
+    }
+
     /// `raw` itself if it has nothing to decode, else its decoded form in scratch space.
     fn decode(&mut self, raw: &'a str, plus_is_space: bool) -> Result<&'a str, Error> {
         if !needs_decoding(raw, plus_is_space) {
@@ -454,10 +484,10 @@ fn split_target(target: &str) -> Result<(Option<&str>, Option<&str>), Error> {
     Ok(((!rest.is_empty()).then_some(rest), query))
 }
 
-fn query_items(query: Option<&str>, sep: char) -> impl Iterator<Item = &str> + Clone {
+fn query_items(query: Option<&str>) -> impl Iterator<Item = &str> + Clone {
     query
         .into_iter()
-        .flat_map(move |q| q.split(sep))
+        .flat_map(|q| q.split('&'))
         .filter(|s| !s.is_empty())
 }
 
@@ -468,12 +498,7 @@ impl<'a> CoapPath<'a> {
     pub fn from_http(target: &'a str, table: Table, scratch: &'a mut [u8]) -> Result<Self, Error> {
         let (path, query) = split_target(target)?;
         let segs = path.into_iter().flat_map(|p| p.split('/'));
-        let needed = scratch_needed(segs.clone(), false)?
-            .saturating_add(scratch_needed(query_items(query, '&'), true)?);
-        if needed > scratch.len() {
-            return Err(Error::BufferTooSmall { required: needed });
-        }
-        let mut scratch = Scratch { buf: scratch };
+        let mut scratch = Scratch::new(scratch, segs.clone(), query_items(query), true)?;
         let mut out = CoapPath::default();
         let endpoint = path.and_then(|p| table.endpoints().find(|e| e.matches(p.split('/'))));
         match endpoint {
@@ -500,7 +525,7 @@ impl<'a> CoapPath<'a> {
                 }
             }
         }
-        for q in query_items(query, '&') {
+        for q in query_items(query) {
             push_query(&mut out.queries, scratch.decode(q, true)?)?;
         }
         Ok(out)
@@ -637,17 +662,12 @@ impl<'a> CoapPath<'a> {
     pub fn from_text(text: &'a str, scratch: &'a mut [u8]) -> Result<Self, Error> {
         let (path, query) = split_target(text)?;
         let segs = path.into_iter().flat_map(|p| p.split('/'));
-        let needed = scratch_needed(segs.clone(), false)?
-            .saturating_add(scratch_needed(query_items(query, '&'), false)?);
-        if needed > scratch.len() {
-            return Err(Error::BufferTooSmall { required: needed });
-        }
-        let mut scratch = Scratch { buf: scratch };
+        let mut scratch = Scratch::new(scratch, segs.clone(), query_items(query), false)?;
         let mut out = CoapPath::default();
         for s in segs {
             push_seg(&mut out.segments, scratch.decode(s, false)?)?;
         }
-        for q in query_items(query, '&') {
+        for q in query_items(query) {
             push_query(&mut out.queries, scratch.decode(q, false)?)?;
         }
         Ok(out)

@@ -116,20 +116,11 @@ impl<'a> CoapOption<'a> {
 
     /// An option with a uint value in the minimal encoding of RFC 7252 §3.2 (0 → no bytes).
     pub fn uint(number: OptionNumber, value: u32) -> Self {
-        let be = value.to_be_bytes();
-        let len = uint_len(value);
         let mut bytes = [0u8; 4];
-        // `len` ≤ 4, so both ranges are in bounds.
-        let start = 4 - len;
-        for (dst, src) in bytes.iter_mut().zip(be.iter().skip(start)) {
-            *dst = *src;
-        }
+        let len = encode_uint(value, &mut bytes).len() as u8;
         Self {
             number,
-            value: Value::Inline {
-                bytes,
-                len: len as u8,
-            },
+            value: Value::Inline { bytes, len },
         }
     }
 

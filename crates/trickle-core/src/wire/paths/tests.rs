@@ -87,6 +87,27 @@ fn every_tsv_row_both_ways() {
 }
 
 #[test]
+fn match_http_and_names() {
+    let ep = Table::TrickleV1
+        .match_http("/_matrix/client/r0/rooms/!r:s/send/m.room.message/1")
+        .unwrap();
+    assert_eq!((ep.code, ep.param_count()), ("9", 3));
+    assert_eq!(
+        Table::Msc3079V1.match_http("/_matrix/client/v3/account/whoami"),
+        None
+    );
+    assert_eq!(Table::TrickleV1.match_http("_matrix/client/v3/sync"), None);
+    assert_eq!(
+        Table::TrickleV1.lookup(b'~').unwrap().rest,
+        "rooms/{roomId}/threads"
+    );
+    assert_eq!(Table::Msc3079V1.name(), "msc3079-v1");
+    assert_eq!(Table::TrickleV1.name(), "trickle-v1");
+    assert_eq!(Table::Msc3079V1.endpoints().count(), 57);
+    assert_eq!(Table::TrickleV1.endpoints().count(), 65);
+}
+
+#[test]
 fn versions_has_no_version_segment() {
     let p = CoapPath::from_http("/_matrix/client/versions", Table::TrickleV1, &mut []).unwrap();
     assert_eq!(segs(&p), ["0"]);
