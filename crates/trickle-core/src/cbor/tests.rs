@@ -920,7 +920,6 @@ fn check_deterministic_maps(cbor: &[u8]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn json_roundtrip_all_tables(v in arb_json()) {
@@ -1004,7 +1003,6 @@ fn non_shortest_key_spellings_are_still_duplicates() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn encoding_ignores_key_order(
@@ -1102,7 +1100,6 @@ fn protocol_doc_tables_match_the_code() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
 
     /// Valid bodies with a byte changed or cut short: every decoder returns, and whatever it
     /// accepts is valid JSON that encodes again.
