@@ -1034,6 +1034,13 @@ proptest! {
                 std::format!("{{{}}}", body.join(","))
             };
             let a = j2c(&pairs(&keys), t).unwrap();
+            // An exact-size buffer has no scratch tail: the in-place sort gives the same bytes.
+            for order in [&keys, &shuffled, &rev] {
+                let mut exact = vec![0u8; a.len()];
+                let n = json_to_cbor(pairs(order).as_bytes(), t, &Limits::DEFAULT, &mut exact);
+                prop_assert_eq!(n, Ok(a.len()));
+                prop_assert_eq!(&exact, &a);
+            }
             prop_assert_eq!(&j2c(&pairs(&shuffled), t).unwrap(), &a);
             prop_assert_eq!(&j2c(&pairs(&rev), t).unwrap(), &a);
             // And decode to the same object.
@@ -1146,4 +1153,73 @@ proptest! {
             }
         }
     }
+}
+
+fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n).collect();
+    let mut s = seed | 1;
+    for i in (1..n).rev() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        v.swap(i, (s % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
+#[test]
+fn large_maps_sort_the_same_with_and_without_scratch() {
+    let n = 3000;
+    let body: Vec<String> = shuffled(n, 7)
+        .iter()
+        .map(|i| std::format!("\"k{i}\":[{i}]"))
+        .collect();
+    let json = std::format!("{{{}}}", body.join(","));
+    let with_tail = j2c(&json, &Table::PLAIN).unwrap();
+    let mut exact = vec![0u8; with_tail.len()];
+    let len = json_to_cbor(json.as_bytes(), &Table::PLAIN, &Limits::DEFAULT, &mut exact).unwrap();
+    assert_eq!(len, with_tail.len());
+    assert_eq!(exact, with_tail);
+    assert_eq!(&with_tail[..3], &[0xb9, 0x0b, 0xb8]);
+    // Sorted output decodes in linear time, whatever its size.
+    roundtrip_eq(&json, &Table::PLAIN);
+    // Duplicates are found on both paths.
+    let dup = std::format!("{{{},\"k17\":0}}", body.join(","));
+    assert!(j2c(&dup, &Table::PLAIN).is_err());
+    let mut exact = vec![0u8; with_tail.len() + 8];
+    assert!(matches!(
+        json_to_cbor(dup.as_bytes(), &Table::PLAIN, &Limits::DEFAULT, &mut exact),
+        Err(Error::Malformed {
+            reason: Malformed::DuplicateKey,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn unsorted_cbor_maps_are_bounded() {
+    // Keys "k000".."kNNN" written in descending order: not deterministic.
+    let unsorted = |n: usize| {
+        let mut cbor = vec![0xb9, (n >> 8) as u8, n as u8];
+        for i in (0..n).rev() {
+            cbor.push(0x64);
+            cbor.extend_from_slice(std::format!("k{i:03}").as_bytes());
+            cbor.push(0x01);
+        }
+        cbor
+    };
+    assert!(c2j(&unsorted(128), &Table::PLAIN).is_ok());
+    assert_eq!(
+        c2j(&unsorted(129), &Table::PLAIN).unwrap_err(),
+        Error::LimitExceeded {
+            at: 0,
+            limit: Limit::UnsortedEntries
+        }
+    );
+    let lim = Limits {
+        max_unsorted_entries: 1000,
+        ..Limits::DEFAULT
+    };
+    let mut out = vec![0u8; 1 << 16];
+    assert!(cbor_to_json(&unsorted(999), &Table::PLAIN, &lim, &mut out).is_ok());
 }
