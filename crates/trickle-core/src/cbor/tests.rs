@@ -1169,7 +1169,7 @@ fn shuffled(n: usize, seed: u64) -> Vec<usize> {
 
 #[test]
 fn large_maps_sort_the_same_with_and_without_scratch() {
-    let n = 3000;
+    let n = 600;
     let body: Vec<String> = shuffled(n, 7)
         .iter()
         .map(|i| std::format!("\"k{i}\":[{i}]"))
@@ -1180,7 +1180,7 @@ fn large_maps_sort_the_same_with_and_without_scratch() {
     let len = json_to_cbor(json.as_bytes(), &Table::PLAIN, &Limits::DEFAULT, &mut exact).unwrap();
     assert_eq!(len, with_tail.len());
     assert_eq!(exact, with_tail);
-    assert_eq!(&with_tail[..3], &[0xb9, 0x0b, 0xb8]);
+    assert_eq!(&with_tail[..3], &[0xb9, 0x02, 0x58]);
     // Sorted output decodes in linear time, whatever its size.
     roundtrip_eq(&json, &Table::PLAIN);
     // Duplicates are found on both paths.
