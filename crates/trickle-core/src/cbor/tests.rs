@@ -1223,3 +1223,41 @@ fn unsorted_cbor_maps_are_bounded() {
     let mut out = vec![0u8; 1 << 16];
     assert!(cbor_to_json(&unsorted(999), &Table::PLAIN, &lim, &mut out).is_ok());
 }
+
+#[test]
+fn typical_body_sizes() {
+    // (JSON, plain, msc3079-v1, trickle-v1) byte counts; every body round-trips.
+    let bodies: &[(&str, [usize; 3])] = &[
+        (
+            r#"{"errcode":"M_FORBIDDEN","error":"You are not invited to this room."}"#,
+            [62, 52, 40],
+        ),
+        (
+            r#"{"type":"m.login.password","identifier":{"type":"m.id.user","user":"alice"},"password":"secret","device_id":"LORA1"}"#,
+            [93, 58, 35],
+        ),
+        (
+            r#"{"user_id":"@alice:example.org","access_token":"syt_YWxpY2U_abcdefghij_0123","device_id":"LORA1","home_server":"example.org"}"#,
+            [110, 74, 75],
+        ),
+        (
+            r#"{"type":"m.room.member","state_key":"@bob:example.org","content":{"membership":"join","displayname":"Bob"},"sender":"@bob:example.org","event_id":"$143273582443PhrSn:example.org","origin_server_ts":1432735824653,"room_id":"!jEsUZKDJdhlrceRyVU:example.org","unsigned":{"age":1234}}"#,
+            [237, 150, 131],
+        ),
+        (
+            r#"{"m.relates_to":{"rel_type":"m.annotation","event_id":"$143273582443PhrSn:example.org","key":"👍"}}"#,
+            [87, 79, 45],
+        ),
+        (
+            r#"{"next_batch":"s72595_4483_1934","rooms":{"join":{"!r:example.org":{"timeline":{"events":[{"type":"m.room.message","content":{"msgtype":"m.text","body":"hi"},"sender":"@bob:example.org","event_id":"$e1","origin_server_ts":1700000000000}],"limited":false,"prev_batch":"t34"}}}}}"#,
+            [216, 117, 94],
+        ),
+    ];
+    for (json, want) in bodies {
+        let got: Vec<usize> = TABLES.iter().map(|t| j2c(json, t).unwrap().len()).collect();
+        assert_eq!(got, want, "{json}");
+        for t in &TABLES {
+            roundtrip_eq(json, t);
+        }
+    }
+}
