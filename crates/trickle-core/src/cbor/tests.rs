@@ -196,13 +196,13 @@ fn integer_keys_sort_before_text_keys() {
     // msc3079-v1: body = 27 (0x18 0x1b) sorts before any text key.
     let got = j2c(r#"{"zz":1,"body":2,"a":3}"#, &Table::MSC3079_V1).unwrap();
     assert_eq!(to_hex(&got), "a3181b02616103627a7a01");
-    // trickle-v1: 0..=23 (one byte), then 24.. (0x18 nn), then -1..=-24 (0x20..), then text.
+    // trickle-v1: 0..=23 (one byte), then 105.. (0x18 nn), then -1..=-24 (0x20..), then text.
     let got = j2c(
         r#"{"x":0,"rooms":1,"user_id":2,"type":3,"next_batch":4}"#,
         &Table::TRICKLE_V1,
     )
     .unwrap();
-    assert_eq!(to_hex(&got), "a5000318180220042101617800");
+    assert_eq!(to_hex(&got), "a5000318690220042101617800");
 }
 
 #[test]
@@ -751,6 +751,9 @@ fn tables_are_consistent() {
     assert_eq!(one_byte, 48);
     assert_eq!(Table::TRICKLE_V1.key_number("msgtype"), Some(9));
     assert_eq!(Table::TRICKLE_V1.value_index("m.text"), Some(1));
+    assert_eq!(Table::TRICKLE_V1.key_number("user_id"), Some(105));
+    // 24..=104 are unassigned in trickle-v1, so msc3079-v1 bodies with such keys fail.
+    assert!((24..=104).all(|k| Table::TRICKLE_V1.key_name(k).is_none()));
     assert_eq!(Table::TRICKLE_V1.name(), "trickle-v1");
 }
 
@@ -1222,6 +1225,32 @@ fn unsorted_cbor_maps_are_bounded() {
     };
     let mut out = vec![0u8; 1 << 16];
     assert!(cbor_to_json(&unsorted(999), &Table::PLAIN, &lim, &mut out).is_ok());
+}
+
+#[test]
+fn wrong_table_is_detected_where_possible() {
+    // trickle-v1 bytes under msc3079-v1 / plain: key 0 is not defined.
+    let t = hex(TRICKLE_EXAMPLE_CBOR);
+    for wrong in [Table::MSC3079_V1, Table::PLAIN] {
+        assert!(matches!(
+            c2j(&t, &wrong),
+            Err(Error::Unsupported {
+                reason: Unsupported::UnknownKey(0),
+                ..
+            })
+        ));
+    }
+    // msc3079-v1 bytes under trickle-v1: content's body (27) is not defined.
+    let m = hex(MSC3079_EXAMPLE_CBOR);
+    assert!(matches!(
+        c2j(&m, &Table::TRICKLE_V1),
+        Err(Error::Unsupported {
+            reason: Unsupported::UnknownKey(27),
+            ..
+        })
+    ));
+    // A bare value reference is not JSON without the table.
+    assert!(c2j(&hex("e1"), &Table::MSC3079_V1).is_err());
 }
 
 #[test]
