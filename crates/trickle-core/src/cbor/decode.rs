@@ -107,6 +107,12 @@ pub fn cbor_to_json(
                     written: false,
                     simple: is_map && keys_ascending(cbor, pos, h.arg, table),
                 };
+                if is_map && !frame.simple && h.arg > limits.max_unsorted_entries as u64 {
+                    return Err(Error::LimitExceeded {
+                        at: item,
+                        limit: Limit::UnsortedEntries,
+                    });
+                }
                 if stack.len() >= max_depth || stack.push(frame).is_err() {
                     return Err(Error::LimitExceeded {
                         at: item,

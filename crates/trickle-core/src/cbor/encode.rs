@@ -137,8 +137,11 @@ fn close(sink: &mut Sink<'_>, frame: &Frame) -> Result<(), Error> {
     let body_start = frame.hdr + 1;
     let major = if frame.kind == Kind::Object { 5 } else { 4 };
     if frame.kind == Kind::Object && frame.count > 1 && sink.fits() {
-        if let Some(body) = sink.buf.get_mut(body_start..sink.len) {
-            sort_entries(body, frame.start)?;
+        let (head, tail) = sink.buf.split_at_mut(sink.len);
+        if let Some(body) = head.get_mut(body_start..) {
+            if !sort_with_scratch(body, tail, frame.count, frame.start)? {
+                sort_entries(body, frame.start)?;
+            }
         }
     }
     let h = head_len(frame.count);
@@ -154,6 +157,103 @@ fn close(sink: &mut Sink<'_>, frame: &Frame) -> Result<(), Error> {
         write_head(dst, major, frame.count);
     }
     Ok(())
+}
+
+/// Bytes of scratch per entry for [`sort_with_scratch`]: start and end offsets as `u32`.
+const INDEX_RECORD: usize = 8;
+
+/// O(k log k) sort for maps of more than a few entries, using the unused tail of the output
+/// buffer as scratch: an index of entry offsets (heap-sorted by key bytes) and a copy of the
+/// body. Returns `false`, touching nothing, when the tail is too small; the caller then uses
+/// the in-place [`sort_entries`].
+fn sort_with_scratch(
+    body: &mut [u8],
+    tail: &mut [u8],
+    count: u64,
+    at: usize,
+) -> Result<bool, Error> {
+    let Ok(k) = usize::try_from(count) else {
+        return Ok(false);
+    };
+    let index_len = k.saturating_mul(INDEX_RECORD);
+    if k <= 8 || u32::try_from(body.len()).is_err() {
+        return Ok(false);
+    }
+    let Some(need) = index_len.checked_add(body.len()) else {
+        return Ok(false);
+    };
+    if tail.len() < need {
+        return Ok(false);
+    }
+    let (index, rest) = tail.split_at_mut(index_len);
+    let copy = rest.get_mut(..body.len()).unwrap_or(&mut []);
+    // Index: (start, end) of each entry.
+    let mut pos = 0usize;
+    for rec in index.chunks_exact_mut(INDEX_RECORD) {
+        let end = skip_item(body, skip_item(body, pos)?)?;
+        rec[..4].copy_from_slice(&(pos as u32).to_be_bytes());
+        rec[4..].copy_from_slice(&(end as u32).to_be_bytes());
+        pos = end;
+    }
+    let key = |index: &[u8], i: usize| -> &[u8] {
+        let start = record(index, i).0;
+        let end = skip_item(body, start).unwrap_or(start);
+        body.get(start..end).unwrap_or(&[])
+    };
+    // Heapsort of the records by key bytes.
+    let swap = |index: &mut [u8], a: usize, b: usize| {
+        for j in 0..INDEX_RECORD {
+            index.swap(a * INDEX_RECORD + j, b * INDEX_RECORD + j);
+        }
+    };
+    let sift = |index: &mut [u8], mut root: usize, n: usize| loop {
+        let mut child = 2 * root + 1;
+        if child >= n {
+            break;
+        }
+        if child + 1 < n && key(index, child) < key(index, child + 1) {
+            child += 1;
+        }
+        if key(index, root) >= key(index, child) {
+            break;
+        }
+        swap(index, root, child);
+        root = child;
+    };
+    for root in (0..k / 2).rev() {
+        sift(index, root, k);
+    }
+    for end in (1..k).rev() {
+        swap(index, 0, end);
+        sift(index, 0, end);
+    }
+    for i in 1..k {
+        if key(index, i - 1) == key(index, i) {
+            return Err(malformed(at, Malformed::DuplicateKey));
+        }
+    }
+    copy.copy_from_slice(body);
+    let mut out = 0usize;
+    for i in 0..k {
+        let (start, end) = record(index, i);
+        if let (Some(src), Some(dst)) = (copy.get(start..end), body.get_mut(out..out + end - start))
+        {
+            dst.copy_from_slice(src);
+        }
+        out += end - start;
+    }
+    Ok(true)
+}
+
+/// Entry `i` of a [`sort_with_scratch`] index: (start, end).
+fn record(index: &[u8], i: usize) -> (usize, usize) {
+    let mut r = [0u8; INDEX_RECORD];
+    if let Some(src) = index.get(i * INDEX_RECORD..(i + 1) * INDEX_RECORD) {
+        r.copy_from_slice(src);
+    }
+    let start = u32::from_be_bytes([r[0], r[1], r[2], r[3]]) as usize;
+    let end = u32::from_be_bytes([r[4], r[5], r[6], r[7]]) as usize;
+    (start, end.max(start))
 }
 
 /// Insertion sort of the map entries in `body` by the bytes of their encoded keys, rotating

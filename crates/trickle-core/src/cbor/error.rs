@@ -105,6 +105,8 @@ pub enum Limit {
     Depth,
     /// [`Limits::max_items`](super::Limits::max_items).
     Items,
+    /// [`Limits::max_unsorted_entries`](super::Limits::max_unsorted_entries).
+    UnsortedEntries,
 }
 
 impl fmt::Display for Malformed {
@@ -146,6 +148,7 @@ impl fmt::Display for Limit {
         f.write_str(match self {
             Limit::Depth => "nesting depth",
             Limit::Items => "item count",
+            Limit::UnsortedEntries => "unsorted map size",
         })
     }
 }

@@ -56,13 +56,20 @@ pub struct Limits {
     /// Maximum number of data items in the document, counting every value, array, map and map
     /// key.
     pub max_items: usize,
+    /// Maximum number of entries in a CBOR map that is not in deterministic order (keys
+    /// strictly ascending in shortest form) or that has a text key the table would substitute.
+    /// Such maps need a duplicate and twin check that costs entries × map size, so this bound
+    /// keeps hostile input cheap. Only [`cbor_to_json`] uses it; [`json_to_cbor`] output never
+    /// needs it.
+    pub max_unsorted_entries: usize,
 }
 
 impl Limits {
-    /// Depth 32, 65 536 items.
+    /// Depth 32, 65 536 items, 128 entries in maps that are not in deterministic order.
     pub const DEFAULT: Limits = Limits {
         max_depth: MAX_DEPTH,
         max_items: 65_536,
+        max_unsorted_entries: 128,
     };
 
     pub(crate) fn depth(&self) -> usize {

@@ -196,13 +196,13 @@ fn integer_keys_sort_before_text_keys() {
     // msc3079-v1: body = 27 (0x18 0x1b) sorts before any text key.
     let got = j2c(r#"{"zz":1,"body":2,"a":3}"#, &Table::MSC3079_V1).unwrap();
     assert_eq!(to_hex(&got), "a3181b02616103627a7a01");
-    // trickle-v1: 0..=23 (one byte), then 24.. (0x18 nn), then -1..=-24 (0x20..), then text.
+    // trickle-v1: 0..=23 (one byte), then 105.. (0x18 nn), then -1..=-24 (0x20..), then text.
     let got = j2c(
         r#"{"x":0,"rooms":1,"user_id":2,"type":3,"next_batch":4}"#,
         &Table::TRICKLE_V1,
     )
     .unwrap();
-    assert_eq!(to_hex(&got), "a5000318180220042101617800");
+    assert_eq!(to_hex(&got), "a5000318690220042101617800");
 }
 
 #[test]
@@ -751,6 +751,9 @@ fn tables_are_consistent() {
     assert_eq!(one_byte, 48);
     assert_eq!(Table::TRICKLE_V1.key_number("msgtype"), Some(9));
     assert_eq!(Table::TRICKLE_V1.value_index("m.text"), Some(1));
+    assert_eq!(Table::TRICKLE_V1.key_number("user_id"), Some(105));
+    // 24..=104 are unassigned in trickle-v1, so msc3079-v1 bodies with such keys fail.
+    assert!((24..=104).all(|k| Table::TRICKLE_V1.key_name(k).is_none()));
     assert_eq!(Table::TRICKLE_V1.name(), "trickle-v1");
 }
 
@@ -920,7 +923,6 @@ fn check_deterministic_maps(cbor: &[u8]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn json_roundtrip_all_tables(v in arb_json()) {
@@ -1004,7 +1006,6 @@ fn non_shortest_key_spellings_are_still_duplicates() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn encoding_ignores_key_order(
@@ -1036,6 +1037,13 @@ proptest! {
                 std::format!("{{{}}}", body.join(","))
             };
             let a = j2c(&pairs(&keys), t).unwrap();
+            // An exact-size buffer has no scratch tail: the in-place sort gives the same bytes.
+            for order in [&keys, &shuffled, &rev] {
+                let mut exact = vec![0u8; a.len()];
+                let n = json_to_cbor(pairs(order).as_bytes(), t, &Limits::DEFAULT, &mut exact);
+                prop_assert_eq!(n, Ok(a.len()));
+                prop_assert_eq!(&exact, &a);
+            }
             prop_assert_eq!(&j2c(&pairs(&shuffled), t).unwrap(), &a);
             prop_assert_eq!(&j2c(&pairs(&rev), t).unwrap(), &a);
             // And decode to the same object.
@@ -1102,7 +1110,6 @@ fn protocol_doc_tables_match_the_code() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
 
     /// Valid bodies with a byte changed or cut short: every decoder returns, and whatever it
     /// accepts is valid JSON that encodes again.
@@ -1147,6 +1154,139 @@ proptest! {
             if json_to_cbor(&text, t, &Limits::DEFAULT, &mut out).is_ok() {
                 prop_assert!(serde_json::from_slice::<Value>(&text).is_ok());
             }
+        }
+    }
+}
+
+fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n).collect();
+    let mut s = seed | 1;
+    for i in (1..n).rev() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        v.swap(i, (s % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
+#[test]
+fn large_maps_sort_the_same_with_and_without_scratch() {
+    let n = 600;
+    let body: Vec<String> = shuffled(n, 7)
+        .iter()
+        .map(|i| std::format!("\"k{i}\":[{i}]"))
+        .collect();
+    let json = std::format!("{{{}}}", body.join(","));
+    let with_tail = j2c(&json, &Table::PLAIN).unwrap();
+    let mut exact = vec![0u8; with_tail.len()];
+    let len = json_to_cbor(json.as_bytes(), &Table::PLAIN, &Limits::DEFAULT, &mut exact).unwrap();
+    assert_eq!(len, with_tail.len());
+    assert_eq!(exact, with_tail);
+    assert_eq!(&with_tail[..3], &[0xb9, 0x02, 0x58]);
+    // Sorted output decodes in linear time, whatever its size.
+    roundtrip_eq(&json, &Table::PLAIN);
+    // Duplicates are found on both paths.
+    let dup = std::format!("{{{},\"k17\":0}}", body.join(","));
+    assert!(j2c(&dup, &Table::PLAIN).is_err());
+    let mut exact = vec![0u8; with_tail.len() + 8];
+    assert!(matches!(
+        json_to_cbor(dup.as_bytes(), &Table::PLAIN, &Limits::DEFAULT, &mut exact),
+        Err(Error::Malformed {
+            reason: Malformed::DuplicateKey,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn unsorted_cbor_maps_are_bounded() {
+    // Keys "k000".."kNNN" written in descending order: not deterministic.
+    let unsorted = |n: usize| {
+        let mut cbor = vec![0xb9, (n >> 8) as u8, n as u8];
+        for i in (0..n).rev() {
+            cbor.push(0x64);
+            cbor.extend_from_slice(std::format!("k{i:03}").as_bytes());
+            cbor.push(0x01);
+        }
+        cbor
+    };
+    assert!(c2j(&unsorted(128), &Table::PLAIN).is_ok());
+    assert_eq!(
+        c2j(&unsorted(129), &Table::PLAIN).unwrap_err(),
+        Error::LimitExceeded {
+            at: 0,
+            limit: Limit::UnsortedEntries
+        }
+    );
+    let lim = Limits {
+        max_unsorted_entries: 1000,
+        ..Limits::DEFAULT
+    };
+    let mut out = vec![0u8; 1 << 16];
+    assert!(cbor_to_json(&unsorted(999), &Table::PLAIN, &lim, &mut out).is_ok());
+}
+
+#[test]
+fn wrong_table_is_detected_where_possible() {
+    // trickle-v1 bytes under msc3079-v1 / plain: key 0 is not defined.
+    let t = hex(TRICKLE_EXAMPLE_CBOR);
+    for wrong in [Table::MSC3079_V1, Table::PLAIN] {
+        assert!(matches!(
+            c2j(&t, &wrong),
+            Err(Error::Unsupported {
+                reason: Unsupported::UnknownKey(0),
+                ..
+            })
+        ));
+    }
+    // msc3079-v1 bytes under trickle-v1: content's body (27) is not defined.
+    let m = hex(MSC3079_EXAMPLE_CBOR);
+    assert!(matches!(
+        c2j(&m, &Table::TRICKLE_V1),
+        Err(Error::Unsupported {
+            reason: Unsupported::UnknownKey(27),
+            ..
+        })
+    ));
+    // A bare value reference is not JSON without the table.
+    assert!(c2j(&hex("e1"), &Table::MSC3079_V1).is_err());
+}
+
+#[test]
+fn typical_body_sizes() {
+    // (JSON, plain, msc3079-v1, trickle-v1) byte counts; every body round-trips.
+    let bodies: &[(&str, [usize; 3])] = &[
+        (
+            r#"{"errcode":"M_FORBIDDEN","error":"You are not invited to this room."}"#,
+            [62, 52, 40],
+        ),
+        (
+            r#"{"type":"m.login.password","identifier":{"type":"m.id.user","user":"alice"},"password":"secret","device_id":"LORA1"}"#,
+            [93, 58, 35],
+        ),
+        (
+            r#"{"user_id":"@alice:example.org","access_token":"syt_YWxpY2U_abcdefghij_0123","device_id":"LORA1","home_server":"example.org"}"#,
+            [110, 74, 75],
+        ),
+        (
+            r#"{"type":"m.room.member","state_key":"@bob:example.org","content":{"membership":"join","displayname":"Bob"},"sender":"@bob:example.org","event_id":"$143273582443PhrSn:example.org","origin_server_ts":1432735824653,"room_id":"!jEsUZKDJdhlrceRyVU:example.org","unsigned":{"age":1234}}"#,
+            [237, 150, 131],
+        ),
+        (
+            r#"{"m.relates_to":{"rel_type":"m.annotation","event_id":"$143273582443PhrSn:example.org","key":"👍"}}"#,
+            [87, 79, 45],
+        ),
+        (
+            r#"{"next_batch":"s72595_4483_1934","rooms":{"join":{"!r:example.org":{"timeline":{"events":[{"type":"m.room.message","content":{"msgtype":"m.text","body":"hi"},"sender":"@bob:example.org","event_id":"$e1","origin_server_ts":1700000000000}],"limited":false,"prev_batch":"t34"}}}}}"#,
+            [216, 117, 94],
+        ),
+    ];
+    for (json, want) in bodies {
+        let got: Vec<usize> = TABLES.iter().map(|t| j2c(json, t).unwrap().len()).collect();
+        assert_eq!(got, want, "{json}");
+        for t in &TABLES {
+            roundtrip_eq(json, t);
         }
     }
 }
