@@ -125,7 +125,10 @@ impl SymmetricState {
         let h = self.h;
         let len = self.cipher.encrypt_with_ad(&h, plaintext, out)?;
         // `encrypt_with_ad` returned `len` bytes written into `out`, so this slice exists.
-        self.mix_hash(out.get(..len).ok_or(Error::BufferTooSmall { required: len })?);
+        self.mix_hash(
+            out.get(..len)
+                .ok_or(Error::BufferTooSmall { required: len })?,
+        );
         Ok(len)
     }
 
