@@ -61,8 +61,8 @@ fn hkdf2(ck: &[u8; HASHLEN], ikm: &[u8]) -> ([u8; HASHLEN], [u8; HASHLEN]) {
 }
 
 /// The `SymmetricState` object of Noise §5.2: chaining key `ck`, handshake hash `h` and a
-/// [`CipherState`]. The chaining key is zeroized on drop.
-#[derive(Clone)]
+/// [`CipherState`]. The chaining key is zeroized on drop. Deliberately not `Clone` (a copy
+/// would reuse the cipher's implicit nonces).
 pub struct SymmetricState {
     ck: [u8; HASHLEN],
     h: [u8; HASHLEN],
@@ -82,6 +82,15 @@ impl SymmetricState {
             ck: h,
             h,
             cipher: CipherState::empty(),
+        }
+    }
+
+    /// Copy for checkpoint/restore inside the engine only.
+    pub(crate) fn duplicate(&self) -> Self {
+        SymmetricState {
+            ck: self.ck,
+            h: self.h,
+            cipher: self.cipher.duplicate(),
         }
     }
 
