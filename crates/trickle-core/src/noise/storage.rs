@@ -48,7 +48,8 @@ mod session_field {
     pub const REMOTE_STATIC: Range<usize> = 91..123;
 }
 
-/// A storage slot. Each record kind has an A and a B slot.
+/// A storage slot. Each record kind has an A and a B slot; sessions have a pair per connection
+/// ID (the device keeps its one session under `cid` 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Slot {
@@ -60,22 +61,25 @@ pub enum Slot {
     PinA,
     /// Pinned peer key, slot B.
     PinB,
-    /// Session, slot A.
-    SessionA,
-    /// Session, slot B.
-    SessionB,
+    /// Session record of a connection ID, slot A (`b == false`) or B.
+    Session {
+        /// Connection ID (0 on the device).
+        cid: u8,
+        /// Slot B of the pair.
+        b: bool,
+    },
 }
 
 impl Slot {
-    /// A stable small number for the slot (0–5), e.g. a flash sector index or a file name.
-    pub const fn index(self) -> u8 {
+    /// A stable small number for the slot: identity 0–1, pin 2–3, session `4 + 2·cid + b`
+    /// (e.g. a flash sector index or a file name). The device uses slots 0–5 only.
+    pub const fn index(self) -> u16 {
         match self {
             Slot::IdentityA => 0,
             Slot::IdentityB => 1,
             Slot::PinA => 2,
             Slot::PinB => 3,
-            Slot::SessionA => 4,
-            Slot::SessionB => 5,
+            Slot::Session { cid, b } => 4 + 2 * cid as u16 + b as u16,
         }
     }
 }
@@ -89,6 +93,8 @@ pub enum StorageError {
     Io,
     /// The slot cannot hold a record of this length.
     TooLarge,
+    /// This storage has no such slot.
+    NoSlot,
 }
 
 impl fmt::Display for StorageError {
@@ -96,6 +102,7 @@ impl fmt::Display for StorageError {
         match self {
             StorageError::Io => f.write_str("storage medium failed"),
             StorageError::TooLarge => f.write_str("record larger than the storage slot"),
+            StorageError::NoSlot => f.write_str("no such storage slot"),
         }
     }
 }
@@ -236,13 +243,6 @@ enum RecordKind {
 }
 
 impl RecordKind {
-    const fn slots(self) -> [Slot; 2] {
-        match self {
-            RecordKind::Identity => [Slot::IdentityA, Slot::IdentityB],
-            RecordKind::Pin => [Slot::PinA, Slot::PinB],
-            RecordKind::Session => [Slot::SessionA, Slot::SessionB],
-        }
-    }
     const fn body_len(self) -> usize {
         match self {
             RecordKind::Identity => IDENTITY_BODY_LEN,
@@ -250,23 +250,27 @@ impl RecordKind {
             RecordKind::Session => SESSION_BODY_LEN,
         }
     }
-    const fn index(self) -> usize {
-        self as usize - 1
-    }
 }
 
-/// Where the next record of a kind goes.
+/// Where the next record of one A/B pair goes: its generation and slot. Obtained by loading the
+/// pair (a fresh cursor writes generation 0 to slot A).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct NextWrite {
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RecordCursor {
     generation: u32,
     slot_b: bool,
 }
 
 /// A/B record store over a raw [`Storage`]: versioned, CRC-checked, torn-write safe.
+///
+/// A new record always goes to the slot that does *not* hold the newest valid record, with the
+/// next generation; loading picks the valid record (version, kind, length and CRC all right)
+/// with the highest generation.
 #[derive(Debug)]
 pub struct Records<S: Storage> {
     storage: S,
-    next: [NextWrite; 3],
+    identity: RecordCursor,
+    pin: RecordCursor,
 }
 
 impl<S: Storage> Records<S> {
@@ -274,7 +278,8 @@ impl<S: Storage> Records<S> {
     pub fn new(storage: S) -> Self {
         Records {
             storage,
-            next: [NextWrite::default(); 3],
+            identity: RecordCursor::default(),
+            pin: RecordCursor::default(),
         }
     }
 
@@ -288,19 +293,24 @@ impl<S: Storage> Records<S> {
         &mut self.storage
     }
 
-    /// Loads the newest valid record body of `kind` into `body`; remembers where the next write
-    /// goes. Returns `false` if neither slot holds a valid record.
-    fn load(&mut self, kind: RecordKind, body: &mut [u8]) -> Result<bool, StorageError> {
+    /// Loads the newest valid record body of a pair into `body`; returns its cursor and whether
+    /// a valid record was found.
+    fn load(
+        &mut self,
+        kind: RecordKind,
+        slots: [Slot; 2],
+        body: &mut [u8],
+    ) -> Result<(bool, RecordCursor), StorageError> {
         let len = kind.body_len();
+        let total = RECORD_HEADER_LEN + len + RECORD_CRC_LEN;
+        let crc_at = RECORD_HEADER_LEN + len;
         let mut best: Option<(u32, usize)> = None;
         let mut buf = [0u8; MAX_RECORD_LEN];
-        for (i, slot) in kind.slots().into_iter().enumerate() {
+        for (i, slot) in slots.into_iter().enumerate() {
             let n = self.storage.read(slot, &mut buf)?;
-            let total = RECORD_HEADER_LEN + len + RECORD_CRC_LEN;
             if n != total || buf[0] != RECORD_VERSION || buf[1] != kind as u8 {
                 continue;
             }
-            let crc_at = RECORD_HEADER_LEN + len;
             let stored = u32::from_le_bytes([
                 buf[crc_at],
                 buf[crc_at + 1],
@@ -319,40 +329,42 @@ impl<S: Storage> Records<S> {
             }
         }
         buf.zeroize();
-        match best {
-            Some((generation, i)) => {
-                self.next[kind.index()] = NextWrite {
+        Ok(match best {
+            Some((generation, i)) => (
+                true,
+                RecordCursor {
                     generation: generation.wrapping_add(1),
                     slot_b: i == 0,
-                };
-                Ok(true)
-            }
-            None => {
-                self.next[kind.index()] = NextWrite::default();
-                Ok(false)
-            }
-        }
+                },
+            ),
+            None => (false, RecordCursor::default()),
+        })
     }
 
-    fn save(&mut self, kind: RecordKind, body: &[u8]) -> Result<(), StorageError> {
+    fn save(
+        &mut self,
+        kind: RecordKind,
+        slots: [Slot; 2],
+        cursor: &mut RecordCursor,
+        body: &[u8],
+    ) -> Result<(), StorageError> {
         let len = kind.body_len();
         let body = body.get(..len).ok_or(StorageError::TooLarge)?;
-        let next = self.next[kind.index()];
         let mut buf = [0u8; MAX_RECORD_LEN];
         buf[0] = RECORD_VERSION;
         buf[1] = kind as u8;
-        buf[2..6].copy_from_slice(&next.generation.to_le_bytes());
+        buf[2..6].copy_from_slice(&cursor.generation.to_le_bytes());
         buf[RECORD_HEADER_LEN..RECORD_HEADER_LEN + len].copy_from_slice(body);
         let crc_at = RECORD_HEADER_LEN + len;
         let crc = crc32(&buf[..crc_at]);
         buf[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
-        let slot = kind.slots()[usize::from(next.slot_b)];
+        let slot = slots[usize::from(cursor.slot_b)];
         let result = self.storage.write(slot, &buf[..crc_at + 4]);
         buf.zeroize();
         result?;
-        self.next[kind.index()] = NextWrite {
-            generation: next.generation.wrapping_add(1),
-            slot_b: !next.slot_b,
+        *cursor = RecordCursor {
+            generation: cursor.generation.wrapping_add(1),
+            slot_b: !cursor.slot_b,
         };
         Ok(())
     }
@@ -360,18 +372,34 @@ impl<S: Storage> Records<S> {
     /// Loads the own static secret key.
     pub fn load_identity(&mut self) -> Result<Option<[u8; 32]>, StorageError> {
         let mut key = [0u8; 32];
-        Ok(self.load(RecordKind::Identity, &mut key)?.then_some(key))
+        let (found, cursor) = self.load(
+            RecordKind::Identity,
+            [Slot::IdentityA, Slot::IdentityB],
+            &mut key,
+        )?;
+        self.identity = cursor;
+        Ok(found.then_some(key))
     }
 
     /// Stores the own static secret key.
     pub fn save_identity(&mut self, secret: &[u8; 32]) -> Result<(), StorageError> {
-        self.save(RecordKind::Identity, secret)
+        let mut cursor = self.identity;
+        let r = self.save(
+            RecordKind::Identity,
+            [Slot::IdentityA, Slot::IdentityB],
+            &mut cursor,
+            secret,
+        );
+        self.identity = cursor;
+        r
     }
 
     /// Loads the pinned peer key (`None` if never pinned or cleared).
     pub fn load_pin(&mut self) -> Result<Option<[u8; 32]>, StorageError> {
         let mut body = [0u8; PIN_BODY_LEN];
-        if !self.load(RecordKind::Pin, &mut body)? || body[0] != 1 {
+        let (found, cursor) = self.load(RecordKind::Pin, [Slot::PinA, Slot::PinB], &mut body)?;
+        self.pin = cursor;
+        if !found || body[0] != 1 {
             return Ok(None);
         }
         let mut key = [0u8; 32];
@@ -386,82 +414,114 @@ impl<S: Storage> Records<S> {
             body[0] = 1;
             body[1..].copy_from_slice(k);
         }
-        self.save(RecordKind::Pin, &body)
+        let mut cursor = self.pin;
+        let r = self.save(
+            RecordKind::Pin,
+            [Slot::PinA, Slot::PinB],
+            &mut cursor,
+            &body,
+        );
+        self.pin = cursor;
+        r
     }
 
-    /// Loads the session record, if one was stored and not cleared.
-    pub fn load_session(&mut self) -> Result<Option<SessionRecord>, StorageError> {
+    /// Loads the session record of `cid` (the device uses 0), with the cursor for its next write.
+    pub fn load_session(
+        &mut self,
+        cid: u8,
+    ) -> Result<(Option<SessionRecord>, RecordCursor), StorageError> {
         let mut body = [0u8; SESSION_BODY_LEN];
-        let found = self.load(RecordKind::Session, &mut body)?;
+        let (found, cursor) = self.load(RecordKind::Session, session_slots(cid), &mut body)?;
         let rec = if found {
             SessionRecord::parse(&body)
         } else {
             None
         };
         body.zeroize();
-        Ok(rec)
+        Ok((rec, cursor))
     }
 
-    /// Stores the session record (or with `None` a "no session" record).
-    pub fn save_session(&mut self, rec: Option<&SessionRecord>) -> Result<(), StorageError> {
+    /// Stores the session record of `cid` (or with `None` a "no session" record).
+    pub fn save_session(
+        &mut self,
+        cid: u8,
+        cursor: &mut RecordCursor,
+        rec: Option<&SessionRecord>,
+    ) -> Result<(), StorageError> {
         let mut body = [0u8; SESSION_BODY_LEN];
         if let Some(r) = rec {
             r.emit(&mut body);
         }
-        let result = self.save(RecordKind::Session, &body);
+        let result = self.save(RecordKind::Session, session_slots(cid), cursor, &body);
         body.zeroize();
         result
     }
 }
 
-/// Storage in RAM: six fixed slots of [`MAX_RECORD_LEN`] bytes. For tests and for boards that
-/// keep state in retained RAM.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RamStorage {
-    slots: [[u8; MAX_RECORD_LEN]; 6],
-    lens: [usize; 6],
+const fn session_slots(cid: u8) -> [Slot; 2] {
+    [
+        Slot::Session { cid, b: false },
+        Slot::Session { cid, b: true },
+    ]
 }
 
-impl Default for RamStorage {
+/// Storage in RAM: `N` fixed slots (by [`Slot::index`]) of [`MAX_RECORD_LEN`] bytes. For tests
+/// and for boards that keep state in retained RAM. The default 6 slots hold a device's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RamStorage<const N: usize = 6> {
+    slots: [[u8; MAX_RECORD_LEN]; N],
+    lens: [usize; N],
+}
+
+impl<const N: usize> Default for RamStorage<N> {
     fn default() -> Self {
         RamStorage {
-            slots: [[0; MAX_RECORD_LEN]; 6],
-            lens: [0; 6],
+            slots: [[0; MAX_RECORD_LEN]; N],
+            lens: [0; N],
         }
     }
 }
 
-impl RamStorage {
+impl<const N: usize> RamStorage<N> {
     /// Empty storage.
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Simulates a torn write: the first `keep` bytes of `data` land over the old content, the
-    /// rest of the slot keeps whatever was there (at least `keep` bytes long).
+    /// rest of the slot keeps whatever was there (the slot is at least `keep` bytes long).
     pub fn write_torn(&mut self, slot: Slot, data: &[u8], keep: usize) {
         let i = usize::from(slot.index());
+        let (Some(dst), Some(len)) = (self.slots.get_mut(i), self.lens.get_mut(i)) else {
+            return;
+        };
         let keep = keep.min(data.len()).min(MAX_RECORD_LEN);
-        self.slots[i][..keep].copy_from_slice(&data[..keep]);
-        self.lens[i] = self.lens[i].max(keep);
+        dst[..keep].copy_from_slice(&data[..keep]);
+        *len = (*len).max(keep);
     }
 }
 
-impl Storage for RamStorage {
+impl<const N: usize> Storage for RamStorage<N> {
     fn read(&mut self, slot: Slot, buf: &mut [u8]) -> Result<usize, StorageError> {
         let i = usize::from(slot.index());
-        let n = self.lens[i].min(buf.len());
-        buf[..n].copy_from_slice(&self.slots[i][..n]);
+        let (Some(src), Some(&len)) = (self.slots.get(i), self.lens.get(i)) else {
+            return Err(StorageError::NoSlot);
+        };
+        let n = len.min(buf.len());
+        buf[..n].copy_from_slice(&src[..n]);
         Ok(n)
     }
 
     fn write(&mut self, slot: Slot, data: &[u8]) -> Result<(), StorageError> {
         let i = usize::from(slot.index());
+        let (Some(dst), Some(len)) = (self.slots.get_mut(i), self.lens.get_mut(i)) else {
+            return Err(StorageError::NoSlot);
+        };
         if data.len() > MAX_RECORD_LEN {
             return Err(StorageError::TooLarge);
         }
-        self.slots[i][..data.len()].copy_from_slice(data);
-        self.lens[i] = data.len();
+        dst[..data.len()].copy_from_slice(data);
+        *len = data.len();
         Ok(())
     }
 }
@@ -553,12 +613,15 @@ mod tests {
 
     #[test]
     fn session_record_bytes() {
-        let mut records = Records::new(RamStorage::new());
-        records.save_session(Some(&sample())).unwrap();
+        let mut records = Records::new(RamStorage::<6>::new());
+        let mut cursor = RecordCursor::default();
+        records
+            .save_session(0, &mut cursor, Some(&sample()))
+            .unwrap();
         let mut raw = [0u8; MAX_RECORD_LEN];
         let n = records
             .storage_mut()
-            .read(Slot::SessionA, &mut raw)
+            .read(Slot::Session { cid: 0, b: false }, &mut raw)
             .unwrap();
         assert_eq!(n, 133);
         assert_eq!(&raw[..6], &[1, 3, 0, 0, 0, 0]);
@@ -569,46 +632,50 @@ mod tests {
         assert_eq!(&raw[25..33], &[99, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(&raw[33..65], &[0x11; 32]);
         assert_eq!(&raw[129..133], &crc32(&raw[..129]).to_le_bytes());
-        assert_eq!(records.load_session().unwrap(), Some(sample()));
+        assert_eq!(records.load_session(0).unwrap().0, Some(sample()));
+        assert_eq!(records.load_session(1).unwrap_err(), StorageError::NoSlot);
     }
 
     #[test]
     fn ab_survives_every_torn_write() {
-        let mut records = Records::new(RamStorage::new());
-        let mut rec = sample();
-        records.save_session(Some(&rec)).unwrap();
-        for round in 0..40u64 {
-            let old = rec.send_bound;
+        let mut records = Records::new(RamStorage::<6>::new());
+        let mut cursor = RecordCursor::default();
+        let rec = sample();
+        records.save_session(0, &mut cursor, Some(&rec)).unwrap();
+        let mut bound = rec.send_bound;
+        for round in 0..60usize {
             let mut newer = sample();
-            newer.send_bound = old + 1;
-            // Emit the next record by hand and tear it at a varying length.
-            let mut scratch = Records::new(records.storage_mut().clone());
-            scratch.next = records.next;
-            scratch.save_session(Some(&newer)).unwrap();
-            let slot = if records.next[2].slot_b {
-                Slot::SessionB
-            } else {
-                Slot::SessionA
+            newer.send_bound = bound + 1;
+            // Produce the next record's bytes on a copy, then tear it into the real storage.
+            let mut copy = Records::new(records.storage_mut().clone());
+            let mut c2 = cursor;
+            copy.save_session(0, &mut c2, Some(&newer)).unwrap();
+            let slot = Slot::Session {
+                cid: 0,
+                b: cursor.slot_b,
             };
             let mut full = [0u8; MAX_RECORD_LEN];
-            let n = scratch.storage_mut().read(slot, &mut full).unwrap();
-            let keep = (round as usize * 7) % n; // never the full record
+            let n = copy.storage_mut().read(slot, &mut full).unwrap();
+            let keep = (round * 7) % n; // never the whole record
             records.storage_mut().write_torn(slot, &full[..n], keep);
-            // A fresh loader (reboot) still finds the old record.
-            let mut reboot = Records::new(records.storage_mut().clone());
-            assert_eq!(reboot.load_session().unwrap().unwrap().send_bound, old);
-            // Continue from the rebooted view and complete a write.
-            reboot.save_session(Some(&newer)).unwrap();
+            // A reboot still finds the previous record.
+            let mut reboot = Records::new(records.into_inner());
+            let (got, mut c3) = reboot.load_session(0).unwrap();
+            assert_eq!(got.unwrap().send_bound, bound);
+            // Then a complete write lands and wins.
+            reboot.save_session(0, &mut c3, Some(&newer)).unwrap();
             let mut again = Records::new(reboot.into_inner());
-            assert_eq!(again.load_session().unwrap().unwrap().send_bound, old + 1);
+            let (got, c4) = again.load_session(0).unwrap();
+            assert_eq!(got.unwrap().send_bound, bound + 1);
+            bound += 1;
             records = again;
-            rec = newer;
+            cursor = c4;
         }
     }
 
     #[test]
     fn pin_and_identity_round_trip() {
-        let mut records = Records::new(RamStorage::new());
+        let mut records = Records::new(RamStorage::<6>::new());
         assert_eq!(records.load_pin().unwrap(), None);
         records.save_pin(Some(&[5; 32])).unwrap();
         assert_eq!(records.load_pin().unwrap(), Some([5; 32]));
@@ -624,10 +691,13 @@ mod tests {
     fn file_storage_round_trip() {
         let dir = std::env::temp_dir().join(std::format!("trickle-pipe-{}", std::process::id()));
         let mut records = Records::new(FileStorage::open(&dir).unwrap());
-        records.save_session(Some(&sample())).unwrap();
+        let mut cursor = RecordCursor::default();
+        records
+            .save_session(3, &mut cursor, Some(&sample()))
+            .unwrap();
         records.save_pin(Some(&[1; 32])).unwrap();
         let mut reboot = Records::new(FileStorage::open(&dir).unwrap());
-        assert_eq!(reboot.load_session().unwrap(), Some(sample()));
+        assert_eq!(reboot.load_session(3).unwrap().0, Some(sample()));
         assert_eq!(reboot.load_pin().unwrap(), Some([1; 32]));
         let _ = std::fs::remove_dir_all(&dir);
     }
