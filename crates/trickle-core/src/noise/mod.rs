@@ -25,6 +25,7 @@ mod symmetric_state;
 mod transport;
 
 pub mod frame;
+pub mod pipe;
 pub mod replay;
 pub mod storage;
 
