@@ -1706,3 +1706,105 @@ impl<S: Storage, const N: usize> Responder<S, N> {
         Ok(())
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bytes report
+// ---------------------------------------------------------------------------------------------
+
+/// Frame sizes on air, measured from real frames by [`handshake_report`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BytesReport {
+    /// `XX` messages 1, 2 and 3 (3 carries the request).
+    pub xx: [usize; 3],
+    /// The transport frame answering the request carried in `XX` message 3.
+    pub xx_response: usize,
+    /// `IK` message 1 (carries the request) and message 2 (carries the response).
+    pub ik: [usize; 2],
+    /// `IK` message 1, `XXfallback` message 1, `XXfallback` message 2 (carries the request).
+    pub fallback: [usize; 3],
+    /// The transport frame answering the request carried in `XXfallback` message 2.
+    pub fallback_response: usize,
+    /// Established session: the request as a transport frame.
+    pub request: usize,
+    /// Established session: the response as a transport frame.
+    pub response: usize,
+    /// Established session: an empty ACK.
+    pub empty_ack: usize,
+}
+
+/// Runs a device and a gateway in memory and measures every frame of first contact (`XX`),
+/// reconnection (`IK`, 0-RTT), `IK` → `XXfallback` (forced by corrupting `IK` message 1 in
+/// flight, which gives the same sizes as a gateway that cannot decrypt it) and an established
+/// session, for one `request` (a CON) and its `response` (an ACK).
+pub fn handshake_report<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    request: &[u8],
+    response: &[u8],
+) -> Result<BytesReport, PipeError> {
+    use super::storage::RamStorage;
+    let mut gw: Responder<RamStorage<8>, 1> =
+        Responder::new(RamStorage::new(), Config::GATEWAY, rng)?;
+    let mut dev: Initiator<RamStorage> = Initiator::new(RamStorage::new(), Config::DEVICE, rng)?;
+    let mut a = [0u8; MAX_HANDSHAKE_FRAME];
+    let mut b = [0u8; MAX_HANDSHAKE_FRAME];
+    let unexpected = |_| PipeError::Unexpected;
+    let ticket_of = |r: Received| match r {
+        Received::Message {
+            ticket: Some(t), ..
+        } => Ok(t),
+        _ => Err(PipeError::Unexpected),
+    };
+    let handshake_len = |r: Received| match r {
+        Received::Handshake { len, .. } => Ok(len),
+        _ => Err(PipeError::Unexpected),
+    };
+
+    // XX first contact.
+    let x1 = dev.seal(rng, request, &mut a)?.len;
+    let x2 = handshake_len(gw.open(rng, &a[..x1], &mut b)?)?;
+    dev.open(&b[..x2], &mut a)?;
+    let x3 = dev.seal(rng, request, &mut a)?.len;
+    let t = ticket_of(gw.open(rng, &a[..x3], &mut b)?)?;
+    let xx_response = gw.seal_reply(rng, t, response, &mut b)?.len;
+    dev.open(&b[..xx_response], &mut a)?;
+
+    // Established session.
+    let req = dev.seal(rng, request, &mut a)?.len;
+    let t = ticket_of(gw.open(rng, &a[..req], &mut b)?)?;
+    let resp = gw.seal_reply(rng, t, response, &mut b)?.len;
+    dev.open(&b[..resp], &mut a)?;
+    let req2 = dev.seal(rng, request, &mut a)?.len;
+    let t = ticket_of(gw.open(rng, &a[..req2], &mut b)?)?;
+    let empty_ack = gw.seal_reply(rng, t, &[0x60, 0, 0, 0], &mut b)?.len;
+    dev.open(&b[..empty_ack], &mut a)?;
+
+    // IK reconnection.
+    dev.reset_session()?;
+    let i1 = dev.seal(rng, request, &mut a)?.len;
+    let t = ticket_of(gw.open(rng, &a[..i1], &mut b)?)?;
+    let i2 = gw.seal_reply(rng, t, response, &mut b)?.len;
+    dev.open(&b[..i2], &mut a)?;
+
+    // IK → XXfallback.
+    dev.reset_session()?;
+    let f0 = dev.seal(rng, request, &mut a)?.len;
+    let last = a.get_mut(f0.wrapping_sub(1)).ok_or(PipeError::Unexpected)?;
+    *last ^= 1;
+    let f1 = handshake_len(gw.open(rng, &a[..f0], &mut b)?)?;
+    dev.open(&b[..f1], &mut a).map_err(unexpected)?;
+    let f2 = dev.seal(rng, request, &mut a)?.len;
+    let t = ticket_of(gw.open(rng, &a[..f2], &mut b)?)?;
+    let fallback_response = gw.seal_reply(rng, t, response, &mut b)?.len;
+    dev.open(&b[..fallback_response], &mut a)?;
+
+    Ok(BytesReport {
+        xx: [x1, x2, x3],
+        xx_response,
+        ik: [i1, i2],
+        fallback: [f0, f1, f2],
+        fallback_response,
+        request: req,
+        response: resp,
+        empty_ack,
+    })
+}
