@@ -504,17 +504,24 @@ fn hundred_power_cuts_never_reuse_a_nonce_and_resume_without_handshake() {
 
     let mut msg_no = 0u32;
     let mut resumed_exchanges = 0;
+    let mut accepted_notes: Vec<Vec<u8>> = Vec::new();
     for cut in 0..100 {
         // Arm the power cut: after 0..4 more storage writes, at a random byte.
-        {
-            let st = &mut dev;
-            let _ = st;
-        }
         let mut storage = dev.into_storage();
         storage.writes_left = Some(r.next_u32() % 4);
         storage.keep = (r.next_u32() % 140) as usize;
         let mut dev_run = Initiator::new(storage, Config::DEVICE, &mut rng(40 + (cut % 200) as u8)).unwrap();
         assert_eq!(dev_run.state(), PipeState::Established, "cut {cut}: session must resume");
+        // An attacker (or a late retransmission) replays notifications the device accepted
+        // before the cut: the persisted receive floor refuses them, so no second ticket and no
+        // second ACK under an echoed nonce.
+        for old in accepted_notes.iter().rev().take(8) {
+            let rx = dev_run.open(old, &mut p);
+            assert!(
+                matches!(rx, Err(PipeError::TooOld) | Ok(Received::Duplicate { .. })),
+                "cut {cut}: replayed notification accepted: {rx:?}"
+            );
+        }
         // Run random traffic until the power cut hits (or a step budget ends).
         let steps = 1 + r.next_u32() % 300;
         let mut proved_resume = false;
@@ -552,6 +559,7 @@ fn hundred_power_cuts_never_reuse_a_nonce_and_resume_without_handshake() {
                     log.record(&s, &f[..s.len]);
                     match dev_run.open(&f[..s.len], &mut p) {
                         Ok(Received::Message { ticket: Some(t), .. }) => {
+                            accepted_notes.push(f[..s.len].to_vec());
                             let s = dev_run.seal_reply(t, &EMPTY_ACK, &mut f)?;
                             log.record(&s, &f[..s.len]);
                             assert!(matches!(gw.open(&mut r, &f[..s.len], &mut p), Ok(Received::Message { .. })));
