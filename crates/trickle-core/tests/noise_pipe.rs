@@ -70,7 +70,12 @@ fn new_dev(seed: u8) -> Dev {
 
 /// Runs first contact (XX) with `req`; returns the device's request as the gateway saw it and
 /// the gateway's ticket.
-fn xx_connect(dev: &mut Dev, gw: &mut Gw, r: &mut ChaCha20Rng, req: &[u8]) -> (Vec<u8>, ReplyTicket) {
+fn xx_connect(
+    dev: &mut Dev,
+    gw: &mut Gw,
+    r: &mut ChaCha20Rng,
+    req: &[u8],
+) -> (Vec<u8>, ReplyTicket) {
     let mut f1 = [0u8; 400];
     let mut f2 = [0u8; 400];
     let s1 = dev.seal(r, req, &mut f1).unwrap();
@@ -78,11 +83,18 @@ fn xx_connect(dev: &mut Dev, gw: &mut Gw, r: &mut ChaCha20Rng, req: &[u8]) -> (V
     let Received::Handshake { len, .. } = gw.open(r, &f1[..s1.len], &mut f2).unwrap() else {
         panic!("expected XX message 2")
     };
-    assert_eq!(dev.open(&f2[..len], &mut f1).unwrap(), Received::NeedRequest);
+    assert_eq!(
+        dev.open(&f2[..len], &mut f1).unwrap(),
+        Received::NeedRequest
+    );
     let s3 = dev.seal(r, req, &mut f1).unwrap();
     assert!(s3.carried && s3.handshake);
     assert_eq!(dev.state(), PipeState::Established);
-    let Received::Message { len, ticket: Some(t), .. } = gw.open(r, &f1[..s3.len], &mut f2).unwrap()
+    let Received::Message {
+        len,
+        ticket: Some(t),
+        ..
+    } = gw.open(r, &f1[..s3.len], &mut f2).unwrap()
     else {
         panic!("expected the request in XX message 3")
     };
@@ -107,7 +119,10 @@ fn xx_first_contact_pins_then_ik_carries_zero_rtt_request() {
     let mut p = [0u8; 200];
     let s = gw.seal_reply(&mut r, ticket, &resp, &mut f).unwrap();
     assert_eq!(s.nonce.unwrap() & ECHO_BIT, ECHO_BIT);
-    let Received::Message { len, ticket: None, .. } = dev.open(&f[..s.len], &mut p).unwrap() else {
+    let Received::Message {
+        len, ticket: None, ..
+    } = dev.open(&f[..s.len], &mut p).unwrap()
+    else {
         panic!()
     };
     assert_eq!(&p[..len], &with_mid(&resp, s.mid)[..]);
@@ -121,10 +136,17 @@ fn xx_first_contact_pins_then_ik_carries_zero_rtt_request() {
     let req2 = con_post(&[0xB2, 0xB3], b"again");
     let s1 = dev.seal(&mut r, &req2, &mut f).unwrap();
     assert!(s1.carried && s1.handshake);
-    assert_eq!(Frame::new_checked(&f[..s1.len]).unwrap().code(), HandshakeCode::Ik1.code());
+    assert_eq!(
+        Frame::new_checked(&f[..s1.len]).unwrap().code(),
+        HandshakeCode::Ik1.code()
+    );
     // IK message 1 = CID + header + e + encrypted s + (TKL, code, token, rest) + tag.
     assert_eq!(s1.len, 1 + 4 + 32 + 48 + 2 + 2 + (req2.len() - 6) + 16);
-    let Received::Message { cid, len, ticket: Some(t) } = gw.open(&mut r, &f[..s1.len], &mut p).unwrap()
+    let Received::Message {
+        cid,
+        len,
+        ticket: Some(t),
+    } = gw.open(&mut r, &f[..s1.len], &mut p).unwrap()
     else {
         panic!("gateway should decrypt the 0-RTT request")
     };
@@ -132,8 +154,15 @@ fn xx_first_contact_pins_then_ik_carries_zero_rtt_request() {
     let resp2 = ack_resp(&[0xB2, 0xB3], b"fine");
     let s2 = gw.seal_reply(&mut r, t, &resp2, &mut f).unwrap();
     assert!(s2.handshake);
-    assert_eq!(Frame::new_checked(&f[..s2.len]).unwrap().code(), HandshakeCode::Ik2.code());
-    let Received::Message { cid: dcid, len, ticket: None } = dev.open(&f[..s2.len], &mut p).unwrap()
+    assert_eq!(
+        Frame::new_checked(&f[..s2.len]).unwrap().code(),
+        HandshakeCode::Ik2.code()
+    );
+    let Received::Message {
+        cid: dcid,
+        len,
+        ticket: None,
+    } = dev.open(&f[..s2.len], &mut p).unwrap()
     else {
         panic!()
     };
@@ -151,14 +180,21 @@ fn exchange(dev: &mut Dev, gw: &mut Gw, r: &mut ChaCha20Rng, payload: &[u8]) {
     let req = con_post(&[7], payload);
     let s = dev.seal(r, &req, &mut f).unwrap();
     assert!(!s.handshake);
-    let Received::Message { len, ticket: Some(t), .. } = gw.open(r, &f[..s.len], &mut p).unwrap()
+    let Received::Message {
+        len,
+        ticket: Some(t),
+        ..
+    } = gw.open(r, &f[..s.len], &mut p).unwrap()
     else {
         panic!()
     };
     assert_eq!(&p[..len], &with_mid(&req, s.mid)[..]);
     let resp = ack_resp(&[7], payload);
     let s2 = gw.seal_reply(r, t, &resp, &mut f).unwrap();
-    let Received::Message { len, ticket: None, .. } = dev.open(&f[..s2.len], &mut p).unwrap() else {
+    let Received::Message {
+        len, ticket: None, ..
+    } = dev.open(&f[..s2.len], &mut p).unwrap()
+    else {
         panic!()
     };
     assert_eq!(&p[..len], &with_mid(&resp, s.mid)[..]);
@@ -169,8 +205,7 @@ fn gateway_that_lost_its_sessions_still_answers_ik() {
     let mut r = rng(5);
     let mut gw = new_gw(6);
     let mut dev = new_dev(7);
-    let (_, t) = xx_connect(&mut dev, &mut gw, &mut r, &con_post(&[1], b"a"));
-    drop(t);
+    let (_, _unanswered) = xx_connect(&mut dev, &mut gw, &mut r, &con_post(&[1], b"a"));
     // The gateway keeps its static key but loses every session (and its ephemeral state).
     let mut storage = gw.into_storage();
     for cid in 0..6u8 {
@@ -183,16 +218,25 @@ fn gateway_that_lost_its_sessions_still_answers_ik() {
     let mut f = [0u8; 200];
     let mut p = [0u8; 200];
     let s = dev.seal(&mut r, &con_post(&[1], b"b"), &mut f).unwrap();
-    assert_eq!(gw.open(&mut r, &f[..s.len], &mut p), Err(PipeError::UnknownSession));
+    assert_eq!(
+        gw.open(&mut r, &f[..s.len], &mut p),
+        Err(PipeError::UnknownSession)
+    );
     // The device gives up on the session; the next request rides in IK message 1.
     dev.reset_session().unwrap();
     let req = con_post(&[2], b"c");
     let s = dev.seal(&mut r, &req, &mut f).unwrap();
-    let Received::Message { ticket: Some(t), .. } = gw.open(&mut r, &f[..s.len], &mut p).unwrap() else {
+    let Received::Message {
+        ticket: Some(t), ..
+    } = gw.open(&mut r, &f[..s.len], &mut p).unwrap()
+    else {
         panic!()
     };
     let s = gw.seal_reply(&mut r, t, &EMPTY_ACK, &mut f).unwrap();
-    assert!(matches!(dev.open(&f[..s.len], &mut p), Ok(Received::Message { .. })));
+    assert!(matches!(
+        dev.open(&f[..s.len], &mut p),
+        Ok(Received::Message { .. })
+    ));
     exchange(&mut dev, &mut gw, &mut r, b"d");
 }
 
@@ -215,8 +259,14 @@ fn new_gateway_key_is_refused_and_repinned_only_explicitly() {
     let Received::Handshake { len, .. } = gw2.open(&mut r, &f[..s.len], &mut p).unwrap() else {
         panic!("expected XXfallback message 1")
     };
-    assert_eq!(Frame::new_checked(&p[..len]).unwrap().code(), HandshakeCode::Fallback1.code());
-    assert_eq!(dev.open(&p[..len], &mut f), Err(PipeError::PinnedKeyMismatch));
+    assert_eq!(
+        Frame::new_checked(&p[..len]).unwrap().code(),
+        HandshakeCode::Fallback1.code()
+    );
+    assert_eq!(
+        dev.open(&p[..len], &mut f),
+        Err(PipeError::PinnedKeyMismatch)
+    );
     assert_eq!(dev.presented_key(), Some(gw2.public_key()));
     assert_eq!(dev.pinned_key(), Some(old_pin));
     assert_eq!(dev.state(), PipeState::NoSession);
@@ -224,22 +274,33 @@ fn new_gateway_key_is_refused_and_repinned_only_explicitly() {
     let mut dev = Initiator::new(dev.into_storage(), Config::DEVICE, &mut rng(13)).unwrap();
     assert_eq!(dev.pinned_key(), Some(old_pin));
     let s = dev.seal(&mut r, &req, &mut f).unwrap();
-    assert_eq!(Frame::new_checked(&f[..s.len]).unwrap().code(), HandshakeCode::Ik1.code());
+    assert_eq!(
+        Frame::new_checked(&f[..s.len]).unwrap().code(),
+        HandshakeCode::Ik1.code()
+    );
     let Received::Handshake { len, .. } = gw2.open(&mut r, &f[..s.len], &mut p).unwrap() else {
         panic!()
     };
-    assert_eq!(dev.open(&p[..len], &mut f), Err(PipeError::PinnedKeyMismatch));
+    assert_eq!(
+        dev.open(&p[..len], &mut f),
+        Err(PipeError::PinnedKeyMismatch)
+    );
     assert_eq!(dev.pinned_key(), Some(old_pin));
     // The explicit call re-pins; the next IK to the new gateway succeeds.
     dev.accept_presented_key().unwrap();
     assert_eq!(dev.pinned_key(), Some(gw2.public_key()));
     let s = dev.seal(&mut r, &req, &mut f).unwrap();
-    let Received::Message { ticket: Some(t), .. } = gw2.open(&mut r, &f[..s.len], &mut p).unwrap()
+    let Received::Message {
+        ticket: Some(t), ..
+    } = gw2.open(&mut r, &f[..s.len], &mut p).unwrap()
     else {
         panic!("new gateway should decrypt IK to its key")
     };
     let s = gw2.seal_reply(&mut r, t, &EMPTY_ACK, &mut f).unwrap();
-    assert!(matches!(dev.open(&f[..s.len], &mut p), Ok(Received::Message { .. })));
+    assert!(matches!(
+        dev.open(&f[..s.len], &mut p),
+        Ok(Received::Message { .. })
+    ));
     // Explicit repin with a given key works too (and clears to first contact with None).
     dev.repin(None).unwrap();
     assert_eq!(dev.pinned_key(), None);
@@ -263,17 +324,30 @@ fn undecryptable_ik_completes_through_xxfallback() {
         panic!()
     };
     let fb1 = p[..len].to_vec();
-    assert_eq!(Frame::new_checked(&fb1[..]).unwrap().code(), HandshakeCode::Fallback1.code());
+    assert_eq!(
+        Frame::new_checked(&fb1[..]).unwrap().code(),
+        HandshakeCode::Fallback1.code()
+    );
     assert_eq!(fb1.len(), 1 + 4 + 32 + 48 + 1 + 16);
     // A forged fallback message leaves the device's IK state intact.
     let mut forged = fb1.clone();
     forged[40] ^= 1;
     assert!(dev.open(&forged, &mut p).is_err());
     assert_eq!(dev.open(&fb1, &mut p), Ok(Received::NeedRequest));
-    assert_eq!(dev.state(), PipeState::NeedRequest(trickle_core::noise::Pattern::XXfallback));
+    assert_eq!(
+        dev.state(),
+        PipeState::NeedRequest(trickle_core::noise::Pattern::XXfallback)
+    );
     let s2 = dev.seal(&mut r, &req, &mut f).unwrap();
-    assert_eq!(Frame::new_checked(&f[..s2.len]).unwrap().code(), HandshakeCode::Fallback2.code());
-    let Received::Message { len, ticket: Some(t), .. } = gw.open(&mut r, &f[..s2.len], &mut p).unwrap()
+    assert_eq!(
+        Frame::new_checked(&f[..s2.len]).unwrap().code(),
+        HandshakeCode::Fallback2.code()
+    );
+    let Received::Message {
+        len,
+        ticket: Some(t),
+        ..
+    } = gw.open(&mut r, &f[..s2.len], &mut p).unwrap()
     else {
         panic!()
     };
@@ -281,7 +355,9 @@ fn undecryptable_ik_completes_through_xxfallback() {
     let resp = ack_resp(&[4, 5], b"got it");
     let s3 = gw.seal_reply(&mut r, t, &resp, &mut f).unwrap();
     assert!(!s3.handshake);
-    let Received::Message { len, .. } = dev.open(&f[..s3.len], &mut p).unwrap() else { panic!() };
+    let Received::Message { len, .. } = dev.open(&f[..s3.len], &mut p).unwrap() else {
+        panic!()
+    };
     assert_eq!(&p[..len], &with_mid(&resp, s2.mid)[..]);
     exchange(&mut dev, &mut gw, &mut r, b"after fallback");
 }
@@ -295,18 +371,23 @@ fn handshake_retransmissions_get_the_cached_answer() {
     let mut a = [0u8; 300];
     let mut b = [0u8; 300];
     let s1 = dev.seal(&mut r, &con_post(&[1], b""), &mut f1).unwrap();
-    let Received::Handshake { len: la, .. } = gw.open(&mut r, &f1[..s1.len], &mut a).unwrap() else {
+    let Received::Handshake { len: la, .. } = gw.open(&mut r, &f1[..s1.len], &mut a).unwrap()
+    else {
         panic!()
     };
     // XX message 1 retransmitted (message 2 lost): the same message 2 comes back, no new session.
-    let Received::Handshake { len: lb, .. } = gw.open(&mut r, &f1[..s1.len], &mut b).unwrap() else {
+    let Received::Handshake { len: lb, .. } = gw.open(&mut r, &f1[..s1.len], &mut b).unwrap()
+    else {
         panic!()
     };
     assert_eq!(&a[..la], &b[..lb]);
     assert_eq!(gw.session_count(), 1);
     assert_eq!(dev.open(&a[..la], &mut b), Ok(Received::NeedRequest));
     let s3 = dev.seal(&mut r, &con_post(&[1], b"x"), &mut f1).unwrap();
-    assert!(matches!(gw.open(&mut r, &f1[..s3.len], &mut a), Ok(Received::Message { .. })));
+    assert!(matches!(
+        gw.open(&mut r, &f1[..s3.len], &mut a),
+        Ok(Received::Message { .. })
+    ));
     // XX message 3 retransmitted (response lost): a duplicate for the CoAP cache.
     assert!(matches!(
         gw.open(&mut r, &f1[..s3.len], &mut a),
@@ -326,7 +407,10 @@ fn replays_rejected_reordering_accepted_window_enforced() {
     assert_eq!(s.len, 21);
     dev.open(&ack[..s.len], &mut p).unwrap();
     // A replayed ACK is a duplicate, not a second acceptance.
-    assert!(matches!(dev.open(&ack[..s.len], &mut p), Ok(Received::Duplicate { .. })));
+    assert!(matches!(
+        dev.open(&ack[..s.len], &mut p),
+        Ok(Received::Duplicate { .. })
+    ));
     // 80 NON frames from the device, delivered out of order.
     let mut frames = Vec::new();
     for i in 0..80u8 {
@@ -343,11 +427,23 @@ fn replays_rejected_reordering_accepted_window_enforced() {
         order.swap(i, j);
     }
     for &i in &order {
-        assert!(matches!(gw.open(&mut r, &frames[i], &mut p), Ok(Received::Message { .. })), "frame {i}");
+        assert!(
+            matches!(
+                gw.open(&mut r, &frames[i], &mut p),
+                Ok(Received::Message { .. })
+            ),
+            "frame {i}"
+        );
     }
     // Reordered inside the window: accepted once, then a duplicate.
-    assert!(matches!(gw.open(&mut r, &frames[70], &mut p), Ok(Received::Message { .. })));
-    assert!(matches!(gw.open(&mut r, &frames[70], &mut p), Ok(Received::Duplicate { .. })));
+    assert!(matches!(
+        gw.open(&mut r, &frames[70], &mut p),
+        Ok(Received::Message { .. })
+    ));
+    assert!(matches!(
+        gw.open(&mut r, &frames[70], &mut p),
+        Ok(Received::Duplicate { .. })
+    ));
     // Frames 0..16 are 64 or more counters behind the newest: too old.
     for f in &frames[..16] {
         assert_eq!(gw.open(&mut r, f, &mut p), Err(PipeError::TooOld));
@@ -367,7 +463,9 @@ struct NonceLog {
 
 impl NonceLog {
     fn record(&mut self, s: &Sealed, frame: &[u8]) {
-        let (Some(id), Some(n)) = (s.key_id, s.nonce) else { return };
+        let (Some(id), Some(n)) = (s.key_id, s.nonce) else {
+            return;
+        };
         // The plaintext is determined by (AD, ciphertext) under a given key and nonce; a repeated
         // pair must come with the identical frame (a byte-identical retransmission).
         if let Some(prev) = self.seen.insert((id, n), frame.to_vec()) {
@@ -387,7 +485,9 @@ fn piggybacked_responses_and_notifications_never_share_a_nonce() {
     let cid = t.cid();
     let mut f = [0u8; 300];
     let mut p = [0u8; 300];
-    let s = gw.seal_reply(&mut r, t, &ack_resp(&[1], b"first"), &mut f).unwrap();
+    let s = gw
+        .seal_reply(&mut r, t, &ack_resp(&[1], b"first"), &mut f)
+        .unwrap();
     log.record(&s, &f[..s.len]);
     dev.open(&f[..s.len], &mut p).unwrap();
     // Gateway MIDs used by piggybacked responses (echoed) and by notifications (own).
@@ -409,24 +509,37 @@ fn piggybacked_responses_and_notifications_never_share_a_nonce() {
             notes.push(f[..s.len].to_vec());
         }
         // The request is answered with a piggybacked response (echoed MID, gateway key).
-        let Received::Message { ticket: Some(t), .. } = gw.open(&mut r, &fr[..sr.len], &mut p).unwrap()
+        let Received::Message {
+            ticket: Some(t), ..
+        } = gw.open(&mut r, &fr[..sr.len], &mut p).unwrap()
         else {
             panic!()
         };
         let s = gw
-            .seal_reply(&mut r, t, &ack_resp(&[2], &(i ^ 0xFFFF).to_be_bytes()), &mut f)
+            .seal_reply(
+                &mut r,
+                t,
+                &ack_resp(&[2], &(i ^ 0xFFFF).to_be_bytes()),
+                &mut f,
+            )
             .unwrap();
         log.record(&s, &f[..s.len]);
         echoed_mids.insert(s.mid);
         dev.open(&f[..s.len], &mut p).unwrap();
         // Each notification is ACKed (empty ACK = echoed nonce under the device key).
         for n in notes {
-            let Received::Message { ticket: Some(t), .. } = dev.open(&n, &mut p).unwrap() else {
+            let Received::Message {
+                ticket: Some(t), ..
+            } = dev.open(&n, &mut p).unwrap()
+            else {
                 panic!()
             };
             let s = dev.seal_reply(t, &EMPTY_ACK, &mut f).unwrap();
             log.record(&s, &f[..s.len]);
-            assert!(matches!(gw.open(&mut r, &f[..s.len], &mut p), Ok(Received::Message { .. })));
+            assert!(matches!(
+                gw.open(&mut r, &f[..s.len], &mut p),
+                Ok(Received::Message { .. })
+            ));
         }
     }
     // The test means something only if the Message IDs of both kinds collide numerically.
@@ -438,8 +551,17 @@ fn piggybacked_responses_and_notifications_never_share_a_nonce() {
     let req = con_post(&[9], b"dup");
     let s = dev.seal(&mut r, &req, &mut f).unwrap();
     let frame = f[..s.len].to_vec();
-    assert!(matches!(gw.open(&mut r, &frame, &mut p), Ok(Received::Message { ticket: Some(_), .. })));
-    assert!(matches!(gw.open(&mut r, &frame, &mut p), Ok(Received::Duplicate { .. })));
+    assert!(matches!(
+        gw.open(&mut r, &frame, &mut p),
+        Ok(Received::Message {
+            ticket: Some(_),
+            ..
+        })
+    ));
+    assert!(matches!(
+        gw.open(&mut r, &frame, &mut p),
+        Ok(Received::Duplicate { .. })
+    ));
 }
 
 /// Storage that loses power after `writes_left` writes: that write is torn at a random length.
@@ -494,7 +616,11 @@ fn hundred_power_cuts_never_reuse_a_nonce_and_resume_without_handshake() {
     };
     dev.open(&p[..len], &mut f).unwrap();
     s = dev.seal(&mut r, &con_post(&[1], b"obs"), &mut f).unwrap();
-    let Received::Message { ticket: Some(t), cid, .. } = gw.open(&mut r, &f[..s.len], &mut p).unwrap()
+    let Received::Message {
+        ticket: Some(t),
+        cid,
+        ..
+    } = gw.open(&mut r, &f[..s.len], &mut p).unwrap()
     else {
         panic!()
     };
@@ -510,8 +636,13 @@ fn hundred_power_cuts_never_reuse_a_nonce_and_resume_without_handshake() {
         let mut storage = dev.into_storage();
         storage.writes_left = Some(r.next_u32() % 4);
         storage.keep = (r.next_u32() % 140) as usize;
-        let mut dev_run = Initiator::new(storage, Config::DEVICE, &mut rng(40 + (cut % 200) as u8)).unwrap();
-        assert_eq!(dev_run.state(), PipeState::Established, "cut {cut}: session must resume");
+        let mut dev_run =
+            Initiator::new(storage, Config::DEVICE, &mut rng(40 + (cut % 200) as u8)).unwrap();
+        assert_eq!(
+            dev_run.state(),
+            PipeState::Established,
+            "cut {cut}: session must resume"
+        );
         // An attacker (or a late retransmission) replays notifications the device accepted
         // before the cut: the persisted receive floor refuses them, so no second ticket and no
         // second ACK under an echoed nonce.
@@ -542,11 +673,16 @@ fn hundred_power_cuts_never_reuse_a_nonce_and_resume_without_handshake() {
                         return Ok(()); // lost
                     }
                     let rx = gw.open(&mut r, &f[..s.len], &mut p);
-                    let Ok(Received::Message { ticket: Some(t), .. }) = rx else {
+                    let Ok(Received::Message {
+                        ticket: Some(t), ..
+                    }) = rx
+                    else {
                         panic!("gateway refused a fresh device frame: {rx:?}")
                     };
                     if op == 0 {
-                        let s = gw.seal_reply(&mut r, t, &ack_resp(&[3], &payload), &mut f).unwrap();
+                        let s = gw
+                            .seal_reply(&mut r, t, &ack_resp(&[3], &payload), &mut f)
+                            .unwrap();
                         log.record(&s, &f[..s.len]);
                         match dev_run.open(&f[..s.len], &mut p)? {
                             Received::Message { .. } => proved_resume = true,
@@ -555,14 +691,21 @@ fn hundred_power_cuts_never_reuse_a_nonce_and_resume_without_handshake() {
                     }
                 } else {
                     // Gateway notification; the device ACKs it.
-                    let s = gw.seal(cid, &con_notify(&[1], msg_no as u8, &payload), &mut f).unwrap();
+                    let s = gw
+                        .seal(cid, &con_notify(&[1], msg_no as u8, &payload), &mut f)
+                        .unwrap();
                     log.record(&s, &f[..s.len]);
                     match dev_run.open(&f[..s.len], &mut p) {
-                        Ok(Received::Message { ticket: Some(t), .. }) => {
+                        Ok(Received::Message {
+                            ticket: Some(t), ..
+                        }) => {
                             accepted_notes.push(f[..s.len].to_vec());
                             let s = dev_run.seal_reply(t, &EMPTY_ACK, &mut f)?;
                             log.record(&s, &f[..s.len]);
-                            assert!(matches!(gw.open(&mut r, &f[..s.len], &mut p), Ok(Received::Message { .. })));
+                            assert!(matches!(
+                                gw.open(&mut r, &f[..s.len], &mut p),
+                                Ok(Received::Message { .. })
+                            ));
                         }
                         // Right after a reboot the gateway's counter may still be below the
                         // device's persisted receive floor (until the device's first frame).
@@ -590,7 +733,10 @@ fn hundred_power_cuts_never_reuse_a_nonce_and_resume_without_handshake() {
         storage.writes_left = None;
         dev = Initiator::new(storage, Config::DEVICE, &mut rng(1)).unwrap();
     }
-    assert!(resumed_exchanges > 50, "only {resumed_exchanges} runs completed an exchange");
+    assert!(
+        resumed_exchanges > 50,
+        "only {resumed_exchanges} runs completed an exchange"
+    );
     assert!(log.seen.len() > 1000);
 }
 
@@ -601,7 +747,6 @@ fn counters_cross_epochs_with_rekey_and_stop_before_the_limit() {
     let mut dev = new_dev(52);
     let (_, t) = xx_connect(&mut dev, &mut gw, &mut r, &con_post(&[1], b"a"));
     let cid = t.cid();
-    drop(t);
     // Move both ends' persisted counters just below the first epoch boundary (2^16), as if
     // 65 000 messages had been exchanged, and reboot both.
     let near = (1u64 << 16) - 8;
@@ -625,7 +770,9 @@ fn counters_cross_epochs_with_rekey_and_stop_before_the_limit() {
     for i in 0..20u8 {
         let s = dev.seal(&mut r, &con_post(&[i], &[i]), &mut f).unwrap();
         ids.insert(s.key_id.unwrap());
-        let Received::Message { ticket: Some(t), .. } = gw.open(&mut r, &f[..s.len], &mut p).unwrap()
+        let Received::Message {
+            ticket: Some(t), ..
+        } = gw.open(&mut r, &f[..s.len], &mut p).unwrap()
         else {
             panic!("frame {i}")
         };
@@ -634,7 +781,10 @@ fn counters_cross_epochs_with_rekey_and_stop_before_the_limit() {
         dev.open(&f[..s.len], &mut p).unwrap();
         let s = gw.seal(cid, &con_notify(&[1], i, &[i]), &mut f).unwrap();
         ids.insert(s.key_id.unwrap());
-        assert!(matches!(dev.open(&f[..s.len], &mut p), Ok(Received::Message { .. })));
+        assert!(matches!(
+            dev.open(&f[..s.len], &mut p),
+            Ok(Received::Message { .. })
+        ));
     }
     // Two directions × two epochs: four distinct keys.
     assert_eq!(ids.len(), 4);
@@ -660,7 +810,13 @@ fn established_overhead_is_cid_header_token_tag() {
     let mut f = [0u8; 200];
     let s = gw.seal_reply(&mut r, t, &EMPTY_ACK, &mut f).unwrap();
     assert_eq!(s.len, 1 + 4 + 16); // empty ACK: 21 bytes
-    for (token, rest) in [(&[][..], &[][..]), (&[1u8][..], &[0xB1, b'r', 0xFF, b'H', b'e', b'l', b'l', b'o'][..])] {
+    for (token, rest) in [
+        (&[][..], &[][..]),
+        (
+            &[1u8][..],
+            &[0xB1, b'r', 0xFF, b'H', b'e', b'l', b'l', b'o'][..],
+        ),
+    ] {
         let mut m = vec![0x40 | token.len() as u8, 0x02, 0, 0];
         m.extend_from_slice(token);
         m.extend_from_slice(rest);
@@ -679,15 +835,29 @@ fn foreign_and_malformed_frames_are_clean_errors() {
     let mut gw = new_gw(71);
     let mut dev = new_dev(72);
     let mut p = [0u8; 300];
-    assert_eq!(dev.open(&[], &mut p), Err(PipeError::Frame(trickle_core::noise::frame::FrameError::Truncated)));
-    assert_eq!(dev.open(&[9, 0x40, 0x02, 0, 1], &mut p), Err(PipeError::NoSession));
+    assert_eq!(
+        dev.open(&[], &mut p),
+        Err(PipeError::Frame(
+            trickle_core::noise::frame::FrameError::Truncated
+        ))
+    );
+    assert_eq!(
+        dev.open(&[9, 0x40, 0x02, 0, 1], &mut p),
+        Err(PipeError::NoSession)
+    );
     let (_, t) = xx_connect(&mut dev, &mut gw, &mut r, &con_post(&[1], b"a"));
     let mut f = [0u8; 64];
     let s = gw.seal_reply(&mut r, t, &EMPTY_ACK, &mut f).unwrap();
     // The same frame under another CID is someone else's.
     f[0] = f[0].wrapping_add(1);
-    assert_eq!(dev.open(&f[..s.len], &mut p), Err(PipeError::UnknownSession));
-    assert_eq!(gw.open(&mut r, &[0, 0x40, 0xEC, 0, 0], &mut p), Err(PipeError::UnknownSession));
+    assert_eq!(
+        dev.open(&f[..s.len], &mut p),
+        Err(PipeError::UnknownSession)
+    );
+    assert_eq!(
+        gw.open(&mut r, &[0, 0x40, 0xEC, 0, 0], &mut p),
+        Err(PipeError::UnknownSession)
+    );
     // Short frames never panic.
     for n in 0..30 {
         let junk: Vec<u8> = (0..n).map(|i| (i * 37 + 1) as u8 | 0x40).collect();
@@ -704,8 +874,14 @@ fn bytes_report_matches_the_documented_numbers() {
     let rest = request.len() - 4 - 1; // options + payload
     assert_eq!(rep.xx, [37, 102, 1 + 4 + 48 + 2 + 1 + rest + 16]);
     assert_eq!(rep.xx_response, 21);
-    assert_eq!(rep.ik, [1 + 4 + 32 + 48 + 2 + 1 + rest + 16, 1 + 4 + 32 + 1 + 2 + 16]);
-    assert_eq!(rep.fallback, [rep.ik[0], 102, 1 + 4 + 48 + 2 + 1 + rest + 16]);
+    assert_eq!(
+        rep.ik,
+        [1 + 4 + 32 + 48 + 2 + 1 + rest + 16, 1 + 4 + 32 + 1 + 2 + 16]
+    );
+    assert_eq!(
+        rep.fallback,
+        [rep.ik[0], 102, 1 + 4 + 48 + 2 + 1 + rest + 16]
+    );
     assert_eq!(rep.fallback_response, 21);
     assert_eq!(rep.request, 1 + 4 + 1 + rest + 16);
     assert_eq!(rep.empty_ack, 21);

@@ -747,7 +747,7 @@ fn expect_handshake(
     Ok(())
 }
 
-fn with_room<'a>(out: &'a mut [u8], at: usize) -> &'a mut [u8] {
+fn with_room(out: &mut [u8], at: usize) -> &mut [u8] {
     out.get_mut(at..).unwrap_or_default()
 }
 

@@ -642,8 +642,8 @@ mod tests {
         let mut cursor = RecordCursor::default();
         let rec = sample();
         records.save_session(0, &mut cursor, Some(&rec)).unwrap();
-        let mut bound = rec.send_bound;
         for round in 0..60usize {
+            let bound = rec.send_bound + round as u64;
             let mut newer = sample();
             newer.send_bound = bound + 1;
             // Produce the next record's bytes on a copy, then tear it into the real storage.
@@ -667,7 +667,6 @@ mod tests {
             let mut again = Records::new(reboot.into_inner());
             let (got, c4) = again.load_session(0).unwrap();
             assert_eq!(got.unwrap().send_bound, bound + 1);
-            bound += 1;
             records = again;
             cursor = c4;
         }
