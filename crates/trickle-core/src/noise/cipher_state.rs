@@ -130,6 +130,32 @@ impl CipherKey {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Noise §12.3: 32 bits of zeros followed by the little-endian encoding of `n`.
+    #[test]
+    fn nonce_layout() {
+        let nonce = CipherKey::nonce(0x0102_0304_0506_0708);
+        assert_eq!(
+            nonce.as_slice(),
+            &[0, 0, 0, 0, 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01]
+        );
+    }
+
+    /// REKEY is ENCRYPT(k, 2^64-1, "", zeros) truncated to 32 bytes.
+    #[test]
+    fn rekey_definition() {
+        let k = CipherKey::from_bytes([0x11; 32]);
+        let mut expected = [0u8; 32];
+        let _tag = k.encrypt_in_place(u64::MAX, &[], &mut expected);
+        let mut r = k.clone();
+        r.rekey();
+        assert_eq!(r.to_bytes(), expected);
+    }
+}
+
 impl Drop for CipherKey {
     fn drop(&mut self) {
         self.key.zeroize();
@@ -145,7 +171,9 @@ impl core::fmt::Debug for CipherKey {
 }
 
 /// The `CipherState` object of Noise §5.1: an optional key `k` and an implicit nonce `n`.
-#[derive(Clone, Debug, Default)]
+///
+/// Deliberately not `Clone`: two copies would reuse the same (key, nonce) pairs.
+#[derive(Debug, Default)]
 pub struct CipherState {
     k: Option<CipherKey>,
     n: u64,
@@ -155,6 +183,14 @@ impl CipherState {
     /// `InitializeKey(empty)`: a state without key.
     pub const fn empty() -> Self {
         CipherState { k: None, n: 0 }
+    }
+
+    /// Copy for checkpoint/restore inside the engine only.
+    pub(crate) fn duplicate(&self) -> Self {
+        CipherState {
+            k: self.k.clone(),
+            n: self.n,
+        }
     }
 
     /// `InitializeKey(key)`: sets `k = key`, `n = 0`.
@@ -187,7 +223,7 @@ impl CipherState {
         self.n = n;
     }
 
-    /// Length of `EncryptWithAd` output for a `len`-byte plaintext in the current state.
+    /// Bytes `EncryptWithAd` adds to a plaintext in the current state: 16 with a key, 0 without.
     pub fn overhead(&self) -> usize {
         if self.has_key() { TAGLEN } else { 0 }
     }

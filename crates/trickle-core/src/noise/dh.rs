@@ -57,6 +57,9 @@ impl Keypair {
     }
 }
 
+// The secret half is a `StaticSecret`, which zeroizes itself on drop.
+impl zeroize::ZeroizeOnDrop for Keypair {}
+
 impl core::fmt::Debug for Keypair {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Keypair")

@@ -43,7 +43,9 @@ fn messages(pattern: Pattern) -> &'static [&'static [Token]] {
 ///
 /// Holds the local static and ephemeral key pairs (zeroized on drop by their own types), the
 /// remote public keys and a [`SymmetricState`] (whose chaining key is zeroized on drop).
-#[derive(Clone)]
+///
+/// Deliberately not `Clone`: two copies writing different payloads would encrypt them under the
+/// same key and nonce.
 pub struct HandshakeState {
     symmetric: SymmetricState,
     pattern: Pattern,
@@ -69,6 +71,20 @@ impl core::fmt::Debug for HandshakeState {
 }
 
 impl HandshakeState {
+    /// Working copy for a step that commits only on success.
+    fn duplicate(&self) -> Self {
+        HandshakeState {
+            symmetric: self.symmetric.duplicate(),
+            pattern: self.pattern,
+            role: self.role,
+            s: self.s.clone(),
+            e: self.e.clone(),
+            rs: self.rs,
+            re: self.re,
+            step: self.step,
+        }
+    }
+
     fn init(
         pattern: Pattern,
         role: Role,
@@ -292,7 +308,7 @@ impl HandshakeState {
         if out.len() < required {
             return Err(Error::BufferTooSmall { required });
         }
-        let mut st = self.clone();
+        let mut st = self.duplicate();
         let mut off = 0usize;
         for &token in st.tokens()? {
             match token {
@@ -342,7 +358,7 @@ impl HandshakeState {
         if message.len() > MAX_MESSAGE_LEN {
             return Err(Error::MessageTooLong);
         }
-        let mut st = self.clone();
+        let mut st = self.duplicate();
         let mut rest = message;
         for &token in st.tokens()? {
             match token {
