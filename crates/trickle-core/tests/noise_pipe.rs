@@ -887,3 +887,152 @@ fn bytes_report_matches_the_documented_numbers() {
     assert_eq!(rep.empty_ack, 21);
     println!("{rep:#?}");
 }
+
+/// A device built from `docs/PROTOCOL.md` with another Noise library (`snow`) and the AEAD
+/// directly: IK with the 0-RTT request, then transport frames both ways with the documented AD
+/// and nonces (own counter for the CON, echoed counter with bit 63 for the ACK).
+#[test]
+fn snow_device_built_from_the_spec_talks_to_our_gateway() {
+    use chacha20poly1305::aead::{AeadInOut, KeyInit};
+    use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
+
+    let mut r = rng(90);
+    let mut gw = new_gw(91);
+    let dev_secret = [0x42u8; 32];
+    let b: u16 = 0xFFFE; // the next counters cross the 16-bit MID wrap
+    let mut prologue = b"trickle-pipe-v1".to_vec();
+    prologue.extend_from_slice(&b.to_be_bytes());
+    let mut snow_hs = snow::Builder::new("Noise_IK_25519_ChaChaPoly_BLAKE2s".parse().unwrap())
+        .local_private_key(&dev_secret)
+        .unwrap()
+        .remote_public_key(&gw.public_key())
+        .unwrap()
+        .prologue(&prologue)
+        .unwrap()
+        .build_initiator()
+        .unwrap();
+    // IK 1: CID 0, CON, TKL 0, code 7.20, MID b, Noise message with payload TKL|code|token|rest.
+    let carried = [&[1u8, 0x02, 0xAB][..], &[0xB1, b'r', 0xFF, b'H', b'i']].concat();
+    let mut msg = [0u8; 300];
+    let n = snow_hs.write_message(&carried, &mut msg).unwrap();
+    let frame = [&[0x00, 0x40, 0xF4][..], &b.to_be_bytes(), &msg[..n]].concat();
+    let mut p = [0u8; 300];
+    let Received::Message {
+        cid,
+        len,
+        ticket: Some(t),
+    } = gw.open(&mut r, &frame, &mut p).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        &p[..len],
+        &[0x41, 0x02, 0xFF, 0xFE, 0xAB, 0xB1, b'r', 0xFF, b'H', b'i']
+    );
+    // IK 2: CID 0, ACK, code 7.21, MID b; payload cid | TKL | code | token | rest.
+    let mut f = [0u8; 300];
+    let s = gw
+        .seal_reply(&mut r, t, &ack_resp(&[0xAB], b"ok"), &mut f)
+        .unwrap();
+    assert_eq!(&f[..5], &[0x00, 0x60, 0xF5, 0xFF, 0xFE]);
+    let n = snow_hs.read_message(&f[5..s.len], &mut msg).unwrap();
+    assert_eq!(&msg[..n], &[cid, 1, 0x44, 0xAB, 0xFF, b'o', b'k']);
+    assert_eq!(snow_hs.get_remote_static().unwrap(), &gw.public_key());
+    let (k_send, k_recv) = snow_hs.dangerously_get_raw_split();
+    let aead = |k: &[u8; 32]| ChaCha20Poly1305::new(&Key::from(*k));
+    let nonce = |n: u64| {
+        let mut x = [0u8; 12];
+        x[4..].copy_from_slice(&n.to_le_bytes());
+        Nonce::from(x)
+    };
+    // Transport CON with the device's next counter b+1 = 0xFFFF, then b+2 = 0x1_0000 (epoch 1:
+    // the key is REKEYed once, as the spec says).
+    for (counter, key) in [(0xFFFFu64, k_send), (0x1_0000u64, rekey(&k_send))] {
+        let mid = counter as u16;
+        let ad = [&[cid, 0x41, 0x02][..], &mid.to_be_bytes(), &[0x07]].concat();
+        let mut ct = vec![0xB1, b'r', 0xFF, b'!'];
+        let tag = aead(&key)
+            .encrypt_inout_detached(&nonce(counter), &ad, ct.as_mut_slice().into())
+            .unwrap();
+        let frame = [&ad[..], &ct, tag.as_slice()].concat();
+        let Received::Message {
+            len,
+            ticket: Some(t),
+            ..
+        } = gw.open(&mut r, &frame, &mut p).unwrap()
+        else {
+            panic!("gateway refused the spec-built transport frame {counter:#x}")
+        };
+        assert_eq!(
+            &p[..len],
+            &[
+                0x41,
+                0x02,
+                (mid >> 8) as u8,
+                mid as u8,
+                0x07,
+                0xB1,
+                b'r',
+                0xFF,
+                b'!'
+            ]
+        );
+        // The gateway's empty ACK: nonce 2^63 | counter under the gateway's key of that epoch.
+        let s = gw.seal_reply(&mut r, t, &EMPTY_ACK, &mut f).unwrap();
+        assert_eq!(s.len, 21);
+        assert_eq!(s.nonce, Some(ECHO_BIT | counter));
+        let rk = if counter >> 16 == 0 {
+            k_recv
+        } else {
+            rekey(&k_recv)
+        };
+        let (ad, rest) = f[..s.len].split_at(5);
+        let mut empty = [0u8; 0];
+        aead(&rk)
+            .decrypt_inout_detached(
+                &nonce(ECHO_BIT | counter),
+                ad,
+                empty.as_mut_slice().into(),
+                &Tag::try_from(rest).unwrap(),
+            )
+            .expect("spec-derived key and nonce must authenticate the gateway's ACK");
+        assert_eq!(ad, &[cid, 0x60, 0x00, (mid >> 8) as u8, mid as u8]);
+    }
+}
+
+/// Noise REKEY: the first 32 bytes of ENCRYPT(k, 2^64-1, "", 32 zero bytes).
+fn rekey(k: &[u8; 32]) -> [u8; 32] {
+    use chacha20poly1305::aead::{AeadInOut, KeyInit};
+    use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+    let mut n = [0u8; 12];
+    n[4..].copy_from_slice(&u64::MAX.to_le_bytes());
+    let mut buf = [0u8; 32];
+    let _ = ChaCha20Poly1305::new(&Key::from(*k))
+        .encrypt_inout_detached(&Nonce::from(n), &[], buf.as_mut_slice().into())
+        .unwrap();
+    buf
+}
+
+#[test]
+fn gateway_restart_keeps_sessions() {
+    let mut r = rng(95);
+    let mut gw = new_gw(96);
+    let mut dev = new_dev(97);
+    let (_, t) = xx_connect(&mut dev, &mut gw, &mut r, &con_post(&[1], b"a"));
+    let mut f = [0u8; 200];
+    let mut p = [0u8; 200];
+    let s = gw.seal_reply(&mut r, t, &EMPTY_ACK, &mut f).unwrap();
+    dev.open(&f[..s.len], &mut p).unwrap();
+    for i in 0..5 {
+        exchange(&mut dev, &mut gw, &mut r, &[i]);
+    }
+    let bytes = gw.handshake_bytes();
+    let mut gw = Gw::new(gw.into_storage(), Config::GATEWAY, &mut rng(98)).unwrap();
+    assert_eq!(gw.session_count(), 1);
+    assert_eq!(gw.remote_static(dev.cid().unwrap()), Some(dev.public_key()));
+    for i in 0..5 {
+        exchange(&mut dev, &mut gw, &mut r, &[i]);
+    }
+    assert_eq!(gw.handshake_bytes(), 0);
+    assert!(bytes > 0);
+}

@@ -769,6 +769,9 @@ enum DevState {
     Ik1Sent {
         hs: HandshakeState,
         base: u64,
+        /// The ephemeral of IK message 1, kept to start XXfallback without consuming `hs`
+        /// (so a forged fallback message leaves the IK handshake intact).
+        e: Keypair,
     },
     FallbackReady {
         hs: HandshakeState,
@@ -974,13 +977,15 @@ impl<S: Storage> Initiator<S> {
             self.identity.clone(),
             self.pin,
         )?;
+        let e = Keypair::generate(rng);
+        hs.set_ephemeral(e.clone());
         let at = handshake_header(out, CID_NONE, code, base as u16)?;
         let n = hs.write_message(&scratch[..payload_len], with_room(out, at), rng);
         scratch.zeroize();
         let len = at + n?;
         self.handshake_bytes += len;
         self.state = match pattern {
-            Pattern::IK => DevState::Ik1Sent { hs, base },
+            Pattern::IK => DevState::Ik1Sent { hs, base, e },
             _ => DevState::Xx1Sent { hs, base },
         };
         Ok(Sealed {
@@ -1114,43 +1119,50 @@ impl<S: Storage> Initiator<S> {
         payload: &mut [u8; MAX_HANDSHAKE_PAYLOAD],
         out: &mut [u8],
     ) -> Result<Received, PipeError> {
+        // A carried message is never longer than the handshake message that carries it.
+        let body_len = f.body().len();
+        if out.len() < body_len {
+            return Err(PipeError::BufferTooSmall { required: body_len });
+        }
         match (&mut self.state, code) {
             (DevState::Xx1Sent { hs, base }, HandshakeCode::Xx2) => {
-                expect_handshake(f, code, CID_NONE, *base as u16)?;
-                let mut next = hs.clone();
-                let n = next.read_message(f.body(), payload)?;
-                let [cid] = payload[..n] else {
-                    return Err(PipeError::BadHandshakePayload);
+                let base = *base;
+                expect_handshake(f, code, CID_NONE, base as u16)?;
+                // A failed read (forged or foreign frame) leaves `hs` unchanged.
+                let n = hs.read_message(f.body(), payload)?;
+                let rs = hs.remote_static();
+                // The handshake has advanced: from here any failure abandons it.
+                let DevState::Xx1Sent { hs, .. } =
+                    core::mem::replace(&mut self.state, DevState::Idle)
+                else {
+                    return Err(PipeError::Unexpected);
                 };
-                if cid == CID_NONE {
-                    return Err(PipeError::BadHandshakePayload);
-                }
-                let rs = next.remote_static().ok_or(PipeError::Unexpected)?;
+                let cid = match payload.get(..n) {
+                    Some(&[cid]) if cid != CID_NONE => cid,
+                    _ => return Err(PipeError::BadHandshakePayload),
+                };
+                let rs = rs.ok_or(PipeError::Unexpected)?;
                 // Trust on first use: pin the key the gateway just proved.
                 self.records.save_pin(Some(&rs))?;
                 self.pin = Some(rs);
-                let base = *base;
-                self.state = DevState::Xx3Ready {
-                    hs: next,
-                    base,
-                    cid,
-                };
+                self.state = DevState::Xx3Ready { hs, base, cid };
                 Ok(Received::NeedRequest)
             }
-            (DevState::Ik1Sent { hs, base }, HandshakeCode::Ik2) => {
+            (DevState::Ik1Sent { hs, base, .. }, HandshakeCode::Ik2) => {
                 let base = *base;
                 expect_handshake(f, code, CID_NONE, base as u16)?;
-                let mut next = hs.clone();
-                let n = next.read_message(f.body(), payload)?;
-                let [cid, inner @ ..] = &payload[..n] else {
-                    return Err(PipeError::BadHandshakePayload);
+                let n = hs.read_message(f.body(), payload)?;
+                let DevState::Ik1Sent { hs, .. } =
+                    core::mem::replace(&mut self.state, DevState::Idle)
+                else {
+                    return Err(PipeError::Unexpected);
                 };
-                let cid = *cid;
-                if cid == CID_NONE {
-                    return Err(PipeError::BadHandshakePayload);
-                }
+                let (cid, inner) = match payload.get(..n) {
+                    Some([cid, inner @ ..]) if *cid != CID_NONE => (*cid, inner),
+                    _ => return Err(PipeError::BadHandshakePayload),
+                };
                 let len = decode_inner(inner, Kind::Ack, base as u16, out)?;
-                let transport = next.into_transport()?;
+                let transport = hs.into_transport()?;
                 self.generation = self.generation.wrapping_add(1);
                 let mut s = Session::from_transport(
                     transport,
@@ -1172,23 +1184,26 @@ impl<S: Storage> Initiator<S> {
                     ticket: None,
                 })
             }
-            (DevState::Ik1Sent { hs, base }, HandshakeCode::Fallback1) => {
+            (DevState::Ik1Sent { base, e, .. }, HandshakeCode::Fallback1) => {
                 let base = *base;
                 expect_handshake(f, code, CID_NONE, base as u16)?;
-                let mut fb = hs.clone().into_fallback(&prologue(base as u16))?;
+                let mut fb = HandshakeState::new_xxfallback_responder(
+                    self.identity.clone(),
+                    e.clone(),
+                    &prologue(base as u16),
+                )?;
+                // On failure the IK handshake is still waiting for the real answer.
                 let n = fb.read_message(f.body(), payload)?;
-                let [cid] = payload[..n] else {
-                    return Err(PipeError::BadHandshakePayload);
+                self.state = DevState::Idle;
+                let cid = match payload.get(..n) {
+                    Some(&[cid]) if cid != CID_NONE => cid,
+                    _ => return Err(PipeError::BadHandshakePayload),
                 };
-                if cid == CID_NONE {
-                    return Err(PipeError::BadHandshakePayload);
-                }
                 let rs = fb.remote_static().ok_or(PipeError::Unexpected)?;
                 let matches = self.pin.is_some_and(|p| ct_eq(&p, &rs));
                 if !matches {
                     // No silent re-pinning: abandon the handshake, report the presented key.
                     self.presented = Some(rs);
-                    self.state = DevState::Idle;
                     return Err(PipeError::PinnedKeyMismatch);
                 }
                 self.state = DevState::FallbackReady { hs: fb, base, cid };
@@ -1218,6 +1233,8 @@ enum GwState {
         base: u64,
     },
     Established(Session),
+    /// A handshake that failed after its state advanced; the slot is about to be freed.
+    Abandoned,
 }
 
 struct GwSlot {
@@ -1437,6 +1454,11 @@ impl<S: Storage, const N: usize> Responder<S, N> {
     ) -> Result<Received, PipeError> {
         let code = HandshakeCode::from_code(f.code());
         let now = self.clock;
+        // A carried message is never longer than the handshake message that carries it.
+        let body_len = f.body().len();
+        if out.len() < body_len {
+            return Err(PipeError::BufferTooSmall { required: body_len });
+        }
         match code {
             HandshakeCode::Xx1 | HandshakeCode::Ik1 => {
                 expect_handshake(f, code, CID_NONE, f.mid())?;
@@ -1525,45 +1547,68 @@ impl<S: Storage, const N: usize> Responder<S, N> {
             HandshakeCode::Xx3 | HandshakeCode::Fallback2 => {
                 let cid = f.cid();
                 let generation = self.generation.wrapping_add(1);
-                let Some(slot) = self.slots.iter_mut().flatten().find(|s| s.cid == cid) else {
+                let Some(slot) = self
+                    .slots
+                    .iter_mut()
+                    .find(|s| s.as_ref().is_some_and(|s| s.cid == cid))
+                else {
                     return Err(PipeError::UnknownSession);
                 };
-                let (hs, base) = match (&slot.state, code) {
+                let Some(gw_slot) = slot.as_mut() else {
+                    return Err(PipeError::UnknownSession);
+                };
+                let (hs, base) = match (&mut gw_slot.state, code) {
                     (GwState::Xx2Sent { hs, base }, HandshakeCode::Xx3)
                     | (GwState::Fb1Sent { hs, base }, HandshakeCode::Fallback2) => (hs, *base),
                     _ => return Err(PipeError::Unexpected),
                 };
                 expect_handshake(f, code, cid, (base + 1) as u16)?;
-                let mut next = hs.clone();
-                let n = next.read_message(f.body(), payload)?;
-                let len = decode_inner(
-                    payload.get(..n).unwrap_or_default(),
-                    Kind::Con,
-                    f.mid(),
-                    out,
-                )?;
-                let transport = next.into_transport()?;
-                let mut rx = ReplayWindow::new(base);
-                rx.accept(base).map_err(|_| PipeError::TooOld)?;
-                rx.accept(base + 1).map_err(|_| PipeError::TooOld)?;
-                let mut s = Session::from_transport(
-                    transport,
-                    Fresh {
-                        cid,
-                        slot: cid,
-                        initiator: false,
-                        send_next: 0,
-                        rx,
-                        echo_floor: 0,
-                        generation,
-                    },
-                );
-                s.persist_now(&mut self.records, &self.config)?;
+                // A failed read (forged frame) leaves the handshake unchanged.
+                let n = hs.read_message(f.body(), payload)?;
+                // The handshake has advanced: any failure from here drops the half-open session.
+                let (GwState::Xx2Sent { hs, .. } | GwState::Fb1Sent { hs, .. }) =
+                    core::mem::replace(&mut gw_slot.state, GwState::Abandoned)
+                else {
+                    return Err(PipeError::Unexpected);
+                };
+                let result = (|| {
+                    let len = decode_inner(
+                        payload.get(..n).unwrap_or_default(),
+                        Kind::Con,
+                        f.mid(),
+                        out,
+                    )?;
+                    let transport = hs.into_transport()?;
+                    let mut rx = ReplayWindow::new(base);
+                    rx.accept(base).map_err(|_| PipeError::TooOld)?;
+                    rx.accept(base + 1).map_err(|_| PipeError::TooOld)?;
+                    let mut s = Session::from_transport(
+                        transport,
+                        Fresh {
+                            cid,
+                            slot: cid,
+                            initiator: false,
+                            send_next: 0,
+                            rx,
+                            echo_floor: 0,
+                            generation,
+                        },
+                    );
+                    s.persist_now(&mut self.records, &self.config)?;
+                    Ok((len, s))
+                })();
+                let (len, s) = match result {
+                    Ok(x) => x,
+                    Err(e) => {
+                        *slot = None;
+                        return Err(e);
+                    }
+                };
                 self.generation = generation;
-                slot.state = GwState::Established(s);
-                slot.hs_digest = Some(d);
-                slot.hs_reply.clear();
-                slot.last_used = now;
+                gw_slot.state = GwState::Established(s);
+                gw_slot.hs_digest = Some(d);
+                gw_slot.hs_reply.clear();
+                gw_slot.last_used = now;
                 Ok(Received::Message {
                     cid,
                     len,
@@ -1636,7 +1681,7 @@ impl<S: Storage, const N: usize> Responder<S, N> {
         let Some(slot) = self.slots.iter_mut().flatten().find(|s| s.cid == cid) else {
             return Err(PipeError::StaleTicket);
         };
-        let (hs, base, generation) = match &slot.state {
+        let (hs, base, generation) = match &mut slot.state {
             GwState::Established(_) => {
                 let GwState::Established(s) = &mut slot.state else {
                     return Err(PipeError::StaleTicket);
@@ -1656,11 +1701,16 @@ impl<S: Storage, const N: usize> Responder<S, N> {
         let mut scratch = [0u8; MAX_HANDSHAKE_PAYLOAD];
         let payload_len = encode_inner(Some(cid), &plain, &mut scratch)?;
         let at = handshake_header(out, CID_NONE, HandshakeCode::Ik2, base as u16)?;
-        let mut next = hs.clone();
-        let n = next.write_message(&scratch[..payload_len], with_room(out, at), rng);
+        // A failed write leaves the handshake unchanged (e.g. a too small `out`).
+        let n = hs.write_message(&scratch[..payload_len], with_room(out, at), rng);
         scratch.zeroize();
         let len = at + n?;
-        let transport = next.into_transport()?;
+        let GwState::IkReplyPending { hs, .. } =
+            core::mem::replace(&mut slot.state, GwState::Abandoned)
+        else {
+            return Err(PipeError::Unexpected);
+        };
+        let transport = hs.into_transport()?;
         let mut rx = ReplayWindow::new(base);
         rx.accept(base).map_err(|_| PipeError::TooOld)?;
         let mut s = Session::from_transport(
