@@ -138,6 +138,8 @@ pub enum PipeError {
     CounterExhausted,
     /// [`Config`] values out of range.
     BadConfig,
+    /// A CoAP code of class 7: reserved for handshake frames on this link.
+    ReservedCode,
     /// There is no presented key to accept.
     NoPresentedKey,
     // --- buffers and storage ---
@@ -172,6 +174,7 @@ impl fmt::Display for PipeError {
             PipeError::WrongKind => f.write_str("CoAP message type not allowed here"),
             PipeError::CounterExhausted => f.write_str("counter space exhausted, re-handshake"),
             PipeError::BadConfig => f.write_str("pipe configuration out of range"),
+            PipeError::ReservedCode => f.write_str("CoAP code class 7 is reserved for handshakes"),
             PipeError::NoPresentedKey => f.write_str("no presented key to accept"),
             PipeError::BufferTooSmall { required } => {
                 write!(f, "buffer too small: {required} bytes required")
@@ -493,6 +496,9 @@ impl Session {
         plain: &PlainParts<'_>,
         out: &mut [u8],
     ) -> Result<usize, PipeError> {
+        if plain.code() >> 5 == super::frame::HANDSHAKE_CLASS {
+            return Err(PipeError::ReservedCode);
+        }
         let required = plain.sealed_len();
         let out = out
             .get_mut(..required)
@@ -521,6 +527,9 @@ impl Session {
     ) -> Result<Sealed, PipeError> {
         if plain.kind().is_echo() {
             return Err(PipeError::NeedsTicket);
+        }
+        if plain.code() >> 5 == super::frame::HANDSHAKE_CLASS {
+            return Err(PipeError::ReservedCode);
         }
         let required = plain.sealed_len();
         if out.len() < required {
@@ -1678,7 +1687,12 @@ impl<S: Storage, const N: usize> Responder<S, N> {
             return Err(PipeError::WrongKind);
         }
         let cid = ticket.cid;
-        let Some(slot) = self.slots.iter_mut().flatten().find(|s| s.cid == cid) else {
+        let idx = self
+            .slots
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.cid == cid))
+            .ok_or(PipeError::StaleTicket)?;
+        let Some(Some(slot)) = self.slots.get_mut(idx) else {
             return Err(PipeError::StaleTicket);
         };
         let (hs, base, generation) = match &mut slot.state {
@@ -1710,27 +1724,39 @@ impl<S: Storage, const N: usize> Responder<S, N> {
         else {
             return Err(PipeError::Unexpected);
         };
-        let transport = hs.into_transport()?;
-        let mut rx = ReplayWindow::new(base);
-        rx.accept(base).map_err(|_| PipeError::TooOld)?;
-        let mut s = Session::from_transport(
-            transport,
-            Fresh {
-                cid,
-                slot: cid,
-                initiator: false,
-                send_next: 0,
-                rx,
-                echo_floor: 0,
-                generation,
-            },
-        );
-        s.persist_now(&mut self.records, &self.config)?;
-        slot.state = GwState::Established(s);
-        slot.hs_reply.clear();
-        slot.hs_reply
-            .extend_from_slice(out.get(..len).unwrap_or_default())
-            .map_err(|_| PipeError::PayloadTooLarge)?;
+        let records = &mut self.records;
+        let config = &self.config;
+        let result = (|| {
+            let transport = hs.into_transport()?;
+            let mut rx = ReplayWindow::new(base);
+            rx.accept(base).map_err(|_| PipeError::TooOld)?;
+            let mut s = Session::from_transport(
+                transport,
+                Fresh {
+                    cid,
+                    slot: cid,
+                    initiator: false,
+                    send_next: 0,
+                    rx,
+                    echo_floor: 0,
+                    generation,
+                },
+            );
+            s.persist_now(records, config)?;
+            slot.state = GwState::Established(s);
+            slot.hs_reply.clear();
+            slot.hs_reply
+                .extend_from_slice(out.get(..len).unwrap_or_default())
+                .map_err(|_| PipeError::PayloadTooLarge)
+        })();
+        if let Err(e) = result {
+            // Nothing was sent: drop the half-open session; a retransmitted IK message 1
+            // starts over.
+            if let Some(s) = self.slots.get_mut(idx) {
+                *s = None;
+            }
+            return Err(e);
+        }
         self.handshake_bytes += len;
         Ok(Sealed {
             len,
@@ -1857,4 +1883,75 @@ pub fn handshake_report<R: CryptoRng + ?Sized>(
         response: resp,
         empty_ack,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn carried_message_bytes() {
+        // CON POST, token AB, Uri-Path "r", payload "Hi" → TKL | code | token | rest.
+        let msg = [0x41, 0x02, 0x12, 0x34, 0xAB, 0xB1, b'r', 0xFF, b'H', b'i'];
+        let plain = PlainParts::split(&msg).unwrap();
+        let mut buf = [0u8; MAX_HANDSHAKE_PAYLOAD];
+        let n = encode_inner(Some(9), &plain, &mut buf).unwrap();
+        assert_eq!(&buf[..n], &[9, 1, 0x02, 0xAB, 0xB1, b'r', 0xFF, b'H', b'i']);
+        let mut out = [0u8; 32];
+        let m = decode_inner(&buf[1..n], Kind::Con, 0x1234, &mut out).unwrap();
+        assert_eq!(&out[..m], &msg);
+        assert_eq!(
+            decode_inner(&[9, 0x02], Kind::Con, 0, &mut out),
+            Err(PipeError::BadHandshakePayload)
+        );
+        assert_eq!(
+            decode_inner(&[1], Kind::Con, 0, &mut out),
+            Err(PipeError::BadHandshakePayload)
+        );
+    }
+
+    #[test]
+    fn epochs_and_key_chain() {
+        assert_eq!(epoch_of(0xFFFF), 0);
+        assert_eq!(epoch_of(0x1_0000), 1);
+        assert_eq!(epoch_of(ECHO_BIT | 0x2_0001), 2);
+        let k0 = CipherKey::from_bytes([7; 32]);
+        let mut chain = KeyChain::new(k0.clone(), 0);
+        chain.advance_to(2).unwrap();
+        let mut k2 = k0.clone();
+        k2.rekey();
+        let k1 = k2.clone();
+        k2.rekey();
+        assert_eq!(chain.get(2).unwrap().0.to_bytes(), k2.to_bytes());
+        assert_eq!(chain.get(1).unwrap().0.to_bytes(), k1.to_bytes());
+        assert!(chain.get(0).is_none());
+        assert!(chain.get(3).is_none());
+        assert_eq!(chain.get(2).unwrap().1, key_id(&k2));
+        assert_eq!(
+            chain.advance_to(2 + MAX_EPOCH_SKIP + 1),
+            Err(PipeError::TooOld)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn carried_message_round_trip(
+            tkl in 0usize..=8,
+            code in any::<u8>(),
+            mid in any::<u16>(),
+            bytes in proptest::collection::vec(any::<u8>(), 8..120),
+        ) {
+            let mut msg = std::vec![0x40 | tkl as u8, code];
+            msg.extend_from_slice(&mid.to_be_bytes());
+            msg.extend_from_slice(&bytes);
+            let plain = PlainParts::split(&msg).unwrap();
+            let mut buf = [0u8; MAX_HANDSHAKE_PAYLOAD];
+            let n = encode_inner(None, &plain, &mut buf).unwrap();
+            prop_assert_eq!(n, msg.len() - 2);
+            let mut out = [0u8; 200];
+            let m = decode_inner(&buf[..n], Kind::Con, mid, &mut out).unwrap();
+            prop_assert_eq!(&out[..m], &msg[..]);
+        }
+    }
 }
