@@ -1,6 +1,7 @@
 //! Persistence of the pipe: own static key, pinned gateway key, session (keys, CID, counters).
 //!
-//! Firmware implements [`Storage`] over flash (six small slots); the host gets [`FileStorage`]
+//! Firmware implements [`Storage`] over flash (six small slots on a device, two more per CID on
+//! a gateway, see [`Slot::index`]); the host gets [`FileStorage`]
 //! (feature `std`) and everyone gets [`RamStorage`]. A raw slot write may tear on power loss:
 //! the pipe never relies on a write being atomic. Every record kind lives in two slots (A/B),
 //! each record carries a generation number and a CRC-32, and a new record always overwrites the
