@@ -569,14 +569,14 @@ fn piggybacked_responses_and_notifications_never_share_a_nonce() {
 }
 
 /// Storage that loses power after `writes_left` writes: that write is torn at a random length.
-struct Flaky {
-    inner: RamStorage,
+struct Flaky<const N: usize = 6> {
+    inner: RamStorage<N>,
     writes_left: Option<u32>,
     keep: usize,
     dead: bool,
 }
 
-impl Storage for Flaky {
+impl<const N: usize> Storage for Flaky<N> {
     fn read(&mut self, slot: Slot, buf: &mut [u8]) -> Result<usize, StorageError> {
         self.inner.read(slot, buf)
     }
@@ -603,7 +603,7 @@ impl Storage for Flaky {
 fn hundred_power_cuts_never_reuse_a_nonce_and_resume_without_handshake() {
     let mut r = rng(30);
     let mut gw = new_gw(31);
-    let flaky = Flaky {
+    let flaky: Flaky = Flaky {
         inner: RamStorage::new(),
         writes_left: None,
         keep: 0,
@@ -1080,4 +1080,106 @@ proptest::proptest! {
         };
         proptest::prop_assert_eq!(&p[..len], &with_mid(&ack, s.mid)[..]);
     }
+}
+
+/// The gateway loses power 60 times (torn writes included) while a device keeps talking: after
+/// each restart the gateway resumes every session from storage without a handshake, refuses
+/// replays of requests it accepted before, and no (key, nonce) pair is ever used twice.
+#[test]
+fn gateway_power_cuts_never_reuse_a_nonce() {
+    let mut r = rng(100);
+    let mut dev = new_dev(101);
+    let flaky: Flaky<16> = Flaky {
+        inner: RamStorage::new(),
+        writes_left: None,
+        keep: 0,
+        dead: false,
+    };
+    let mut gw: Responder<Flaky<16>, 4> =
+        Responder::new(flaky, Config::GATEWAY, &mut rng(102)).unwrap();
+    let mut log = NonceLog::default();
+    let mut f = [0u8; 300];
+    let mut p = [0u8; 300];
+    let s = dev.seal(&mut r, &con_post(&[1], b"obs"), &mut f).unwrap();
+    let Received::Handshake { len, .. } = gw.open(&mut r, &f[..s.len], &mut p).unwrap() else {
+        panic!()
+    };
+    dev.open(&p[..len], &mut f).unwrap();
+    let s = dev.seal(&mut r, &con_post(&[1], b"obs"), &mut f).unwrap();
+    let Received::Message {
+        ticket: Some(t),
+        cid,
+        ..
+    } = gw.open(&mut r, &f[..s.len], &mut p).unwrap()
+    else {
+        panic!()
+    };
+    let s = gw.seal_reply(&mut r, t, &EMPTY_ACK, &mut f).unwrap();
+    dev.open(&f[..s.len], &mut p).unwrap();
+    let mut accepted_requests: Vec<Vec<u8>> = Vec::new();
+    let mut msg_no = 0u32;
+    for cut in 0..60u32 {
+        let mut storage = gw.into_storage();
+        storage.dead = false;
+        storage.writes_left = Some(r.next_u32() % 12);
+        storage.keep = (r.next_u32() % 140) as usize;
+        gw = Responder::new(storage, Config::GATEWAY, &mut rng(cut as u8)).unwrap();
+        assert_eq!(gw.session_count(), 1, "cut {cut}");
+        for old in accepted_requests.iter().rev().take(8) {
+            let rx = gw.open(&mut r, old, &mut p);
+            assert!(
+                matches!(rx, Err(PipeError::TooOld) | Ok(Received::Duplicate { .. })),
+                "cut {cut}: replayed request accepted: {rx:?}"
+            );
+        }
+        for _ in 0..(1 + r.next_u32() % 40) {
+            msg_no += 1;
+            let payload = msg_no.to_be_bytes();
+            let step: Result<(), PipeError> = (|| {
+                if r.next_u32() % 2 == 0 {
+                    let s = dev.seal(&mut r, &con_post(&[3], &payload), &mut f).unwrap();
+                    log.record(&s, &f[..s.len]);
+                    let frame = f[..s.len].to_vec();
+                    match gw.open(&mut r, &frame, &mut p)? {
+                        Received::Message {
+                            ticket: Some(t), ..
+                        } => {
+                            accepted_requests.push(frame);
+                            let s = gw.seal_reply(&mut r, t, &ack_resp(&[3], &payload), &mut f)?;
+                            log.record(&s, &f[..s.len]);
+                            assert!(matches!(
+                                dev.open(&f[..s.len], &mut p),
+                                Ok(Received::Message { .. })
+                            ));
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                } else {
+                    let s = gw.seal(cid, &con_notify(&[1], msg_no as u8, &payload), &mut f)?;
+                    log.record(&s, &f[..s.len]);
+                    let Ok(Received::Message {
+                        ticket: Some(t), ..
+                    }) = dev.open(&f[..s.len], &mut p)
+                    else {
+                        panic!("device refused a fresh notification after gateway restart {cut}")
+                    };
+                    let s = dev.seal_reply(t, &EMPTY_ACK, &mut f).unwrap();
+                    log.record(&s, &f[..s.len]);
+                    assert!(matches!(
+                        gw.open(&mut r, &f[..s.len], &mut p),
+                        Ok(Received::Message { .. })
+                    ));
+                }
+                Ok(())
+            })();
+            match step {
+                Ok(()) => {}
+                Err(PipeError::Storage(_)) => break,
+                Err(e) => panic!("cut {cut}: {e:?}"),
+            }
+        }
+        assert_eq!(gw.handshake_bytes(), 0);
+    }
+    println!("{} (key, nonce) pairs", log.seen.len());
+    assert!(log.seen.len() > 300);
 }
