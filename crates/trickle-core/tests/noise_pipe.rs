@@ -1183,3 +1183,38 @@ fn gateway_power_cuts_never_reuse_a_nonce() {
     println!("{} (key, nonce) pairs", log.seen.len());
     assert!(log.seen.len() > 300);
 }
+
+#[test]
+fn failed_reply_hands_the_ticket_back() {
+    let mut r = rng(110);
+    let mut gw = new_gw(111);
+    let mut dev = new_dev(112);
+    let (_, t) = xx_connect(&mut dev, &mut gw, &mut r, &con_post(&[1], b"a"));
+    let mut small = [0u8; 20];
+    let failed = gw
+        .seal_reply(&mut r, t, &EMPTY_ACK, &mut small)
+        .unwrap_err();
+    assert_eq!(failed.error, PipeError::BufferTooSmall { required: 21 });
+    let failed = gw
+        .seal_reply(&mut r, failed.ticket, &con_post(&[1], b""), &mut small)
+        .unwrap_err();
+    assert_eq!(failed.error, PipeError::WrongKind);
+    let mut f = [0u8; 64];
+    let s = gw
+        .seal_reply(&mut r, failed.ticket, &EMPTY_ACK, &mut f)
+        .unwrap();
+    let mut p = [0u8; 64];
+    assert!(matches!(
+        dev.open(&f[..s.len], &mut p),
+        Ok(Received::Message { .. })
+    ));
+    // Class-7 codes are reserved for handshakes.
+    let mut m = con_post(&[1], b"x");
+    m[1] = 0xE1;
+    assert_eq!(dev.seal(&mut r, &m, &mut f), Err(PipeError::ReservedCode));
+    // ACKs need a ticket.
+    assert_eq!(
+        dev.seal(&mut r, &EMPTY_ACK, &mut f),
+        Err(PipeError::NeedsTicket)
+    );
+}

@@ -266,6 +266,30 @@ impl ReplyTicket {
     }
 }
 
+/// `seal_reply` failed; nothing was encrypted and the ticket is handed back, so the message can
+/// still be answered. Converts into [`PipeError`] for `?`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReplyFailed {
+    /// What went wrong.
+    pub error: PipeError,
+    /// The unused ticket.
+    pub ticket: ReplyTicket,
+}
+
+impl fmt::Display for ReplyFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl core::error::Error for ReplyFailed {}
+
+impl From<ReplyFailed> for PipeError {
+    fn from(e: ReplyFailed) -> Self {
+        e.error
+    }
+}
+
 /// What `open` produced.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Received {
@@ -562,7 +586,7 @@ impl Session {
 
     fn seal_reply(
         &mut self,
-        ticket: ReplyTicket,
+        ticket: &ReplyTicket,
         plain: &PlainParts<'_>,
         out: &mut [u8],
     ) -> Result<Sealed, PipeError> {
@@ -1082,19 +1106,22 @@ impl<S: Storage> Initiator<S> {
     }
 
     /// Seals an ACK or RST answering the peer message the ticket stands for (its Message ID is
-    /// set from the ticket). Consumes the ticket: a message is answered once; a retransmission
-    /// arrives as [`Received::Duplicate`] and is answered from the CoAP cache.
+    /// set from the ticket). Consumes the ticket on success: a message is answered once; a
+    /// retransmission arrives as [`Received::Duplicate`] and is answered from the CoAP cache.
+    /// On failure nothing was encrypted and the ticket comes back in [`ReplyFailed`].
     pub fn seal_reply(
         &mut self,
         ticket: ReplyTicket,
         message: &[u8],
         out: &mut [u8],
-    ) -> Result<Sealed, PipeError> {
-        let plain = PlainParts::split(message)?;
-        match &mut self.state {
-            DevState::Established(s) => s.seal_reply(ticket, &plain, out),
-            _ => Err(PipeError::StaleTicket),
-        }
+    ) -> Result<Sealed, ReplyFailed> {
+        let r = PlainParts::split(message)
+            .map_err(PipeError::from)
+            .and_then(|plain| match &mut self.state {
+                DevState::Established(s) => s.seal_reply(&ticket, &plain, out),
+                _ => Err(PipeError::StaleTicket),
+            });
+        r.map_err(|error| ReplyFailed { error, ticket })
     }
 
     /// Processes a received frame; plaintext or the frame to send goes to `out`.
@@ -1675,10 +1702,24 @@ impl<S: Storage, const N: usize> Responder<S, N> {
     /// Seals the ACK/RST answering the message the ticket stands for. For the request carried
     /// in an `IK` message 1 this writes `IK` message 2 carrying the answer (which completes the
     /// handshake); otherwise a transport frame under the echoed nonce.
+    ///
+    /// Consumes the ticket on success; on failure nothing was sent and the ticket comes back in
+    /// [`ReplyFailed`].
     pub fn seal_reply<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
         ticket: ReplyTicket,
+        message: &[u8],
+        out: &mut [u8],
+    ) -> Result<Sealed, ReplyFailed> {
+        self.seal_reply_inner(rng, &ticket, message, out)
+            .map_err(|error| ReplyFailed { error, ticket })
+    }
+
+    fn seal_reply_inner<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        ticket: &ReplyTicket,
         message: &[u8],
         out: &mut [u8],
     ) -> Result<Sealed, PipeError> {
