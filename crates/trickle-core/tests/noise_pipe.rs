@@ -889,7 +889,11 @@ fn bytes_report_matches_the_documented_numbers() {
     assert_eq!(rep.fallback_response, 21);
     assert_eq!(rep.request, 1 + 4 + 1 + rest + 16);
     assert_eq!(rep.empty_ack, 21);
-    println!("{rep:#?}");
+    println!("{rep}");
+    assert!(
+        rep.to_string()
+            .contains("IK reconnect (0-RTT)     112 + 56")
+    );
 }
 
 /// A device built from `docs/PROTOCOL.md` with another Noise library (`snow`) and the AEAD
@@ -1217,4 +1221,40 @@ fn failed_reply_hands_the_ticket_back() {
         dev.seal(&mut r, &EMPTY_ACK, &mut f),
         Err(PipeError::NeedsTicket)
     );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Arbitrary bytes (and mutations of real frames) never panic either end and never yield a
+    /// message: only a real, unmodified frame authenticates.
+    #[test]
+    fn arbitrary_frames_are_refused_without_panic(
+        junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..160),
+        flip in 0usize..64,
+        bit in 0u8..8,
+    ) {
+        let mut r = rng(120);
+        let mut gw = new_gw(121);
+        let mut dev = new_dev(122);
+        let (_, t) = xx_connect(&mut dev, &mut gw, &mut r, &con_post(&[1], b"a"));
+        let mut f = [0u8; 200];
+        let mut p = [0u8; 200];
+        let s = gw.seal_reply(&mut r, t, &ack_resp(&[1], b"payload"), &mut f).unwrap();
+        let mut mutated = f[..s.len].to_vec();
+        let i = flip % mutated.len();
+        mutated[i] ^= 1 << bit;
+        let accepted = matches!(dev.open(&mutated, &mut p), Ok(Received::Message { .. }));
+        proptest::prop_assert!(!accepted);
+        let s = dev.seal(&mut r, &con_post(&[2], b"up"), &mut f).unwrap();
+        let mut mutated = f[..s.len].to_vec();
+        let i = flip % mutated.len();
+        mutated[i] ^= 1 << bit;
+        let accepted = matches!(gw.open(&mut r, &mutated, &mut p), Ok(Received::Message { .. }));
+        proptest::prop_assert!(!accepted);
+        let _ = dev.open(&junk, &mut p);
+        let _ = gw.open(&mut r, &junk, &mut p);
+        // The untouched frame still goes through afterwards.
+        let accepted = matches!(gw.open(&mut r, &f[..s.len], &mut p), Ok(Received::Message { .. }));
+        proptest::prop_assert!(accepted);
+    }
 }

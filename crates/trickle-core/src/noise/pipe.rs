@@ -1849,6 +1849,44 @@ pub struct BytesReport {
     pub empty_ack: usize,
 }
 
+impl fmt::Display for BytesReport {
+    /// A plain-text table (bytes on air, link payload: CID + CoAP + Noise).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [x1, x2, x3] = self.xx;
+        let [i1, i2] = self.ik;
+        let [f0, f1, f2] = self.fallback;
+        writeln!(
+            f,
+            "flow                     frames (bytes)              total"
+        )?;
+        writeln!(
+            f,
+            "XX first contact         {x1} + {x2} + {x3} + {}        {}",
+            self.xx_response,
+            x1 + x2 + x3 + self.xx_response
+        )?;
+        writeln!(
+            f,
+            "IK reconnect (0-RTT)     {i1} + {i2}                    {}",
+            i1 + i2
+        )?;
+        writeln!(
+            f,
+            "IK -> XXfallback         {f0} + {f1} + {f2} + {}       {}",
+            self.fallback_response,
+            f0 + f1 + f2 + self.fallback_response
+        )?;
+        writeln!(
+            f,
+            "established              {} + {}                     {}",
+            self.request,
+            self.response,
+            self.request + self.response
+        )?;
+        write!(f, "empty ACK                {}", self.empty_ack)
+    }
+}
+
 /// Runs a device and a gateway in memory and measures every frame of first contact (`XX`),
 /// reconnection (`IK`, 0-RTT), `IK` → `XXfallback` (forced by corrupting `IK` message 1 in
 /// flight, which gives the same sizes as a gateway that cannot decrypt it) and an established
