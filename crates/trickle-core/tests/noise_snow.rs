@@ -7,7 +7,8 @@
 //!
 //! `XXfallback` cannot be run live: snow 0.10 parses the `fallback` modifier but refuses to
 //! build it (see `snow_refuses_xxfallback`). Fallback interoperability is proven against
-//! noise-c's published fallback vector in `noise_vectors.rs`.
+//! noise-c's published fallback vector in `noise_vectors.rs` and live against the
+//! `noise-protocol` crate in `noise_fallback_interop.rs`.
 
 use chacha20::ChaCha20Rng;
 use chacha20::rand_core::SeedableRng;

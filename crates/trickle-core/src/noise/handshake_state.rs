@@ -187,8 +187,9 @@ impl HandshakeState {
         )
     }
 
-    /// Use a fixed ephemeral key pair instead of generating one (test vectors only). Takes
-    /// effect at the next `e` token this party writes.
+    /// Use a fixed ephemeral key pair instead of generating one (test vectors only). Call it
+    /// before the message that carries this party's `e`; a fresh random ephemeral is the only
+    /// safe choice in production, and replacing `e` after it was sent breaks the handshake.
     pub fn set_ephemeral(&mut self, e: Keypair) {
         self.e = Some(e);
     }
