@@ -229,7 +229,7 @@ impl HandshakeState {
     /// Whether the next call must be `write_message` (else `read_message`). `false` once the
     /// handshake is finished.
     pub fn is_my_turn(&self) -> bool {
-        !self.is_finished() && ((self.step % 2 == 0) == (self.role == Role::Initiator))
+        !self.is_finished() && (self.step.is_multiple_of(2) == (self.role == Role::Initiator))
     }
 
     /// The exact length of the next handshake message if it carries a `payload_len`-byte

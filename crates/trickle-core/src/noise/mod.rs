@@ -24,6 +24,11 @@ mod pattern;
 mod symmetric_state;
 mod transport;
 
+pub mod frame;
+pub mod pipe;
+pub mod replay;
+pub mod storage;
+
 pub use cipher_state::{CipherKey, CipherState};
 pub use dh::Keypair;
 pub use error::Error;
