@@ -296,7 +296,7 @@ fn from_hex(s: &str) -> Result<Vec<u8>> {
     if digits.is_empty() {
         bail!("empty input: expected hex bytes");
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         bail!("odd number of hex digits ({})", digits.len());
     }
     digits

@@ -673,7 +673,7 @@ fn hundred_power_cuts_never_reuse_a_nonce_and_resume_without_handshake() {
                     }
                     let s = dev_run.seal(&mut r, &m, &mut f)?;
                     log.record(&s, &f[..s.len]);
-                    if r.next_u32() % 8 == 0 {
+                    if r.next_u32().is_multiple_of(8) {
                         return Ok(()); // lost
                     }
                     let rx = gw.open(&mut r, &f[..s.len], &mut p);
@@ -1140,7 +1140,7 @@ fn gateway_power_cuts_never_reuse_a_nonce() {
             msg_no += 1;
             let payload = msg_no.to_be_bytes();
             let step: Result<(), PipeError> = (|| {
-                if r.next_u32() % 2 == 0 {
+                if r.next_u32().is_multiple_of(2) {
                     let s = dev.seal(&mut r, &con_post(&[3], &payload), &mut f).unwrap();
                     log.record(&s, &f[..s.len]);
                     let frame = f[..s.len].to_vec();

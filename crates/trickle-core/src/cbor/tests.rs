@@ -1066,7 +1066,7 @@ fn doc_rows(section_start: &str, section_end: &str, width: usize) -> Vec<Vec<Str
             .split('|')
             .map(|c| String::from(c.trim().trim_matches('`')))
             .collect();
-        if !line.starts_with("| ") || cells.len() % width != 0 {
+        if !line.starts_with("| ") || !cells.len().is_multiple_of(width) {
             continue;
         }
         for group in cells.chunks(width) {
