@@ -2,7 +2,8 @@
 //!
 //! The entry point runs each part of the core on data it cannot know at compile time (read
 //! through `black_box`), so the linker has to keep the code: CoAP parse and emit, the CBOR
-//! transcoder with a substitution table, endpoint-code compression. Built by
+//! transcoder with a substitution table, endpoint-code compression, and the Noise pipe (key
+//! generation, the first handshake message, persistence to RAM storage). Built by
 //! `cargo xtask test` for `thumbv6m-none-eabi` and `thumbv7em-none-eabihf`.
 #![no_std]
 #![no_main]
@@ -11,8 +12,12 @@
 use core::hint::black_box;
 use core::panic::PanicInfo;
 
+use chacha20::ChaCha20Rng;
+use chacha20::rand_core::SeedableRng;
 use cortex_m_rt::entry;
 use trickle_core::cbor::{Limits, Table, cbor_to_json, json_to_cbor};
+use trickle_core::noise::pipe::{Config, Initiator, MAX_HANDSHAKE_FRAME};
+use trickle_core::noise::storage::RamStorage;
 use trickle_core::wire::coap::Repr;
 use trickle_core::wire::paths::{self, CoapPath};
 
@@ -34,6 +39,13 @@ fn main() -> ! {
     let mut scratch = [0u8; 64];
     let target = black_box("/_matrix/client/v3/rooms/!r:hs/send/m.room.message/t1");
     black_box(CoapPath::from_http(target, paths::Table::TrickleV1, &mut scratch).ok());
+
+    // Link check only: real firmware seeds its RNG from a hardware TRNG, never a constant.
+    let mut rng = ChaCha20Rng::from_seed(black_box([7; 32]));
+    if let Ok(mut device) = Initiator::new(RamStorage::<6>::new(), Config::DEVICE, &mut rng) {
+        let mut handshake = [0u8; MAX_HANDSHAKE_FRAME];
+        black_box(device.seal(&mut rng, &request, &mut handshake).ok());
+    }
 
     loop {
         black_box(());

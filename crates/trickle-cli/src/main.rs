@@ -5,6 +5,7 @@
 //! stderr otherwise.
 
 mod coap;
+mod report;
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -41,6 +42,32 @@ enum Command {
     Coap {
         #[command(subcommand)]
         command: CoapCommand,
+    },
+    /// Reports measured from real frames.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Bytes on air and airtime of every Noise pipe flow (XX, IK 0-RTT, IK → XXfallback,
+    /// established), measured by running a device and a gateway in memory.
+    Noise {
+        /// The request carried (plain CoAP, hex); default: CON POST, token 1 byte,
+        /// `Uri-Path "r"`, payload `Hello`.
+        #[arg(long)]
+        request: Option<String>,
+        /// The response (plain CoAP ACK, hex); default: an empty ACK.
+        #[arg(long)]
+        response: Option<String>,
+        /// Bitrate for the airtime column, in bit/s.
+        #[arg(long, default_value_t = 100.0)]
+        bitrate: f64,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -207,6 +234,34 @@ fn run(command: Command) -> Result<String> {
             coap.write_http(table.table(), version, &mut http)
                 .map_err(|e| anyhow::anyhow!("cannot expand {path:?}: {e}"))?;
             Ok(format!("{http}\n"))
+        }
+        Command::Report {
+            command:
+                ReportCommand::Noise {
+                    request,
+                    response,
+                    bitrate,
+                    json,
+                },
+        } => {
+            let request = match request {
+                Some(h) => from_hex(&h)?,
+                None => report::DEFAULT_REQUEST.to_vec(),
+            };
+            let response = match response {
+                Some(h) => from_hex(&h)?,
+                None => report::DEFAULT_RESPONSE.to_vec(),
+            };
+            if !(bitrate > 0.0 && bitrate.is_finite()) {
+                bail!("--bitrate must be a positive number of bits per second");
+            }
+            let r = report::noise(&request, &response)?;
+            Ok(report::render(
+                &r,
+                request.len() + response.len(),
+                bitrate,
+                json,
+            ))
         }
         Command::Coap {
             command: CoapCommand::Decode { hex },
