@@ -265,6 +265,25 @@ fn gateway_against_real_synapse() {
         json!({"body": "Still there?", "msgtype": "m.text"})
     );
 
+    // For comparison: the same incremental sync as a plain client does it, without a filter.
+    let since_q = format!("since={}", batch.next_batch);
+    h.tap.take();
+    let plain =
+        h.gw.client()
+            .json(
+                trickle_gateway::Method::Get,
+                &format!("/_matrix/client/v3/sync?{since_q}&timeout=0"),
+                Some(&token),
+                None,
+            )
+            .unwrap();
+    assert_eq!(plain.status, 200);
+    let unfiltered = h.tap.take();
+    println!(
+        "plain HTTP sync without a filter, same since: HTTP {} + {} bytes",
+        unfiltered.up, unfiltered.down
+    );
+
     // --- Errors keep the homeserver's errcode.
     let a = h.exchange(
         "join unknown alias",

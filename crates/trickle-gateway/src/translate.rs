@@ -285,10 +285,20 @@ pub fn http_to_coap(
             .or(resp.retry_after_secs),
         _ => None,
     };
+    // `/sync` answers lose their empty containers; other bodies are transcoded as sent.
+    let mut json = json;
+    let pruned = match json.as_mut() {
+        Some(j) if code.class() == 2 && is_sync(&req.target) => {
+            prune_empty(j);
+            Some(j.to_string())
+        }
+        _ => None,
+    };
+    let body = pruned.as_deref().map_or(&resp.body[..], str::as_bytes);
     let payload = match &json {
         // `{}` (most PUT/POST answers) costs nothing on air: no payload at all.
         Some(serde_json::Value::Object(m)) if m.is_empty() => Vec::new(),
-        Some(_) => match json_bytes_to_cbor(&resp.body, dialect.cbor_table()) {
+        Some(_) => match json_bytes_to_cbor(body, dialect.cbor_table()) {
             Some(p) => p,
             None => return CompactResponse::bare(Code::BAD_GATEWAY),
         },
@@ -307,6 +317,39 @@ pub fn http_to_coap(
             content_format_for(dialect)
         },
         payload,
+    }
+}
+
+fn is_sync(target: &str) -> bool {
+    let path = target.split('?').next().unwrap_or("");
+    path == "/_matrix/client/v3/sync" || path == "/_matrix/client/r0/sync"
+}
+
+/// Removes empty objects and arrays from a `/sync` response, bottom up (every container in a
+/// `/sync` response is optional and absent means empty, so nothing is lost). A top-level `{}`
+/// stays `{}`.
+pub fn prune_empty(value: &mut serde_json::Value) {
+    fn empty(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Object(m) => m.is_empty(),
+            serde_json::Value::Array(a) => a.is_empty(),
+            _ => false,
+        }
+    }
+    match value {
+        serde_json::Value::Object(m) => {
+            for v in m.values_mut() {
+                prune_empty(v);
+            }
+            m.retain(|_, v| !empty(v));
+        }
+        serde_json::Value::Array(a) => {
+            // Array elements keep their positions: only their insides are pruned.
+            for v in a.iter_mut() {
+                prune_empty(v);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -374,3 +374,23 @@ fn response_message_bytes() {
         b"\x51\x44\x12\x34\x01"
     );
 }
+
+#[test]
+fn sync_responses_lose_empty_containers() {
+    let body = r#"{"next_batch":"s1","account_data":{"events":[]},"rooms":{"join":{"!r":{"state":{"events":[]},"summary":{},"timeline":{"events":[{"content":{},"type":"x"}],"limited":false}}},"leave":{}},"device_unused_fallback_key_types":[]}"#;
+    let mut req = http(Method::Get);
+    req.target = "/_matrix/client/v3/sync?filter=0&since=s0".into();
+    let out = http_to_coap(&req, Ok(&resp(200, body)), Dialect::TrickleV1);
+    assert_eq!(out.code, Code::CONTENT);
+    assert_eq!(
+        cbor_bytes_to_json(&out.payload, &cbor::Table::TRICKLE_V1).unwrap(),
+        br#"{"next_batch":"s1","rooms":{"join":{"!r":{"timeline":{"events":[{"type":"x"}],"limited":false}}}}}"#
+    );
+    // Other endpoints keep empty containers (`chunk: []` is required by /messages).
+    req.target = "/_matrix/client/v3/rooms/!r/messages".into();
+    let out = http_to_coap(&req, Ok(&resp(200, r#"{"chunk":[]}"#)), Dialect::TrickleV1);
+    assert_eq!(
+        cbor_bytes_to_json(&out.payload, &cbor::Table::TRICKLE_V1).unwrap(),
+        br#"{"chunk":[]}"#
+    );
+}
