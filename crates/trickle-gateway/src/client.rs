@@ -110,14 +110,15 @@ pub struct HomeserverClient {
 impl HomeserverClient {
     /// A client for the homeserver at `base_url` (`http://…` or `https://…`, no path).
     pub fn new(base_url: &str, config: ClientConfig) -> Result<Self, ConfigError> {
-        let base = base_url.trim_end_matches('/');
-        let rest = base
-            .strip_prefix("http://")
-            .or_else(|| base.strip_prefix("https://"))
+        let (scheme, rest) = base_url
+            .split_once("://")
+            .filter(|(s, _)| matches!(*s, "http" | "https"))
             .ok_or(ConfigError::UnsupportedScheme)?;
-        if rest.is_empty() || rest.contains('/') {
+        let host = rest.strip_suffix('/').unwrap_or(rest);
+        if host.is_empty() || host.contains(['/', '?', '#', ' ']) {
             return Err(ConfigError::BadBaseUrl);
         }
+        let base = format!("{scheme}://{host}");
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(config.timeout))
             .timeout_connect(Some(config.connect_timeout))
@@ -125,10 +126,7 @@ impl HomeserverClient {
             .max_redirects(0)
             .build()
             .into();
-        Ok(Self {
-            agent,
-            base: base.to_owned(),
-        })
+        Ok(Self { agent, base })
     }
 
     /// The base URL without a trailing `/`.
@@ -220,4 +218,100 @@ pub fn encode_segment(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        for ok in [
+            "http://127.0.0.1:8008",
+            "https://matrix.example.org/",
+            "https://[::1]:443",
+        ] {
+            assert!(
+                HomeserverClient::new(ok, ClientConfig::default()).is_ok(),
+                "{ok}"
+            );
+        }
+        assert_eq!(
+            HomeserverClient::new("https://example.org/", ClientConfig::default())
+                .unwrap()
+                .base_url(),
+            "https://example.org"
+        );
+        assert_eq!(
+            HomeserverClient::new("ftp://x", ClientConfig::default()).unwrap_err(),
+            ConfigError::UnsupportedScheme
+        );
+        assert_eq!(
+            HomeserverClient::new("https://x/matrix", ClientConfig::default()).unwrap_err(),
+            ConfigError::BadBaseUrl
+        );
+        assert_eq!(
+            HomeserverClient::new("http://", ClientConfig::default()).unwrap_err(),
+            ConfigError::BadBaseUrl
+        );
+    }
+
+    #[test]
+    fn unreachable_and_timeout() {
+        // A listener that accepts and never answers: the request times out.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let cfg = ClientConfig {
+            timeout: Duration::from_millis(300),
+            connect_timeout: Duration::from_millis(300),
+        };
+        let c = HomeserverClient::new(&format!("http://{addr}"), cfg).unwrap();
+        let req = HttpRequest {
+            method: Method::Get,
+            target: "/_matrix/client/versions".into(),
+            access_token: None,
+            body: None,
+        };
+        assert_eq!(c.send(&req), Err(UpstreamError::Timeout));
+        drop(silent);
+        // Nothing listens any more: connection refused.
+        assert!(matches!(c.send(&req), Err(UpstreamError::Unreachable(_))));
+        let bad = HttpRequest {
+            target: "no-slash".into(),
+            ..req
+        };
+        assert_eq!(c.send(&bad), Err(UpstreamError::BadTarget));
+    }
+
+    #[test]
+    fn segments_are_percent_encoded() {
+        assert_eq!(encode_segment("#room:x"), "%23room:x");
+        assert_eq!(encode_segment("a b/c?"), "a%20b%2Fc%3F");
+        assert_eq!(encode_segment("!r$e@u"), "!r$e@u");
+    }
+
+    #[test]
+    fn https_speaks_tls() {
+        use std::io::Read;
+        // A TCP listener that records the first bytes the client sends and hangs up.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let seen = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut head = [0u8; 3];
+            s.read_exact(&mut head).unwrap();
+            head
+        });
+        let c = HomeserverClient::new(
+            &format!("https://localhost:{port}"),
+            ClientConfig::default(),
+        )
+        .unwrap();
+        let r = c.json(Method::Get, "/_matrix/client/versions", None, None);
+        assert!(matches!(r, Err(UpstreamError::Unreachable(_))), "{r:?}");
+        // A TLS handshake record (content type 22, version 3.x): a ClientHello from rustls.
+        let head = seen.join().unwrap();
+        assert_eq!(head[0], 0x16);
+        assert_eq!(head[1], 0x03);
+    }
 }

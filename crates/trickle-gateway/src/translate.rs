@@ -187,10 +187,8 @@ pub fn coap_to_http(
     }
     let method =
         method_of(repr.code).ok_or_else(|| CompactResponse::bare(Code::METHOD_NOT_ALLOWED))?;
-    let path = CoapPath::from_repr(repr).map_err(|e| match e {
-        WireError::Malformed(Malformed::NotUtf8) => err(Code::BAD_REQUEST, "M_UNRECOGNIZED"),
-        _ => err(Code::BAD_OPTION, "M_UNRECOGNIZED"),
-    })?;
+    // Path options that are not UTF-8, or more of them than a path can have.
+    let path = CoapPath::from_repr(repr).map_err(|_| err(Code::BAD_REQUEST, "M_UNRECOGNIZED"))?;
     let mut target = String::new();
     path.write_http(dialect.path_table(), ApiVersion::V3, &mut target)
         .map_err(|e| match e {

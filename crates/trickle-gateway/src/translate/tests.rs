@@ -394,3 +394,15 @@ fn sync_responses_lose_empty_containers() {
         br#"{"chunk":[]}"#
     );
 }
+
+#[test]
+fn non_utf8_path_is_bad_request() {
+    let r = req(
+        Code::GET,
+        &[CoapOption::new(OptionNumber::URI_PATH, b"\xff\xfe")],
+        &[],
+    );
+    let e = coap_to_http(&r, Dialect::TrickleV1, None).unwrap_err();
+    assert_eq!(e.code, Code::BAD_REQUEST);
+    assert_eq!(e.payload, b"\xa1\x12\xc6\x18\x1a");
+}
