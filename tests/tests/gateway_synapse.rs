@@ -335,6 +335,51 @@ fn gateway_against_real_synapse() {
     assert_eq!(a.resp.code, Code::NOT_FOUND);
     assert_eq!(h.rows.last().unwrap().http, Bytes::default());
 
+    // --- A plain MSC3079 client: token in option 256, option 257 = 1, msc3079-v1 bodies.
+    let body = json_bytes_to_cbor(
+        br#"{"msgtype":"m.text","body":"from MSC3079"}"#,
+        &CborTable::MSC3079_V1,
+    )
+    .unwrap();
+    let mut repr = Repr::new(Kind::Confirmable, Code::PUT, 900, b"\x09");
+    for o in [
+        CoapOption::str(OptionNumber::URI_PATH, "9"),
+        CoapOption::str(OptionNumber::URI_PATH, &lobby),
+        CoapOption::str(OptionNumber::URI_PATH, "m.room.message"),
+        CoapOption::str(OptionNumber::URI_PATH, "m1"),
+        CoapOption::uint(OptionNumber::CONTENT_FORMAT, 60),
+        CoapOption::str(OptionNumber::AUTHORIZATION, &token),
+        CoapOption::uint(OptionNumber::CBOR_ENUM_VERSION, 1),
+    ] {
+        repr.push_option(o).unwrap();
+    }
+    repr.payload = &body;
+    let mut wire = vec![0u8; repr.buffer_len()];
+    let n = repr.emit(&mut wire).unwrap();
+    let parsed = Repr::parse_bytes(&wire[..n]).unwrap();
+    let token_opt = trickle_gateway::translate::msc3079_access_token(&parsed);
+    assert_eq!(token_opt, Some(token.as_str()));
+    let resp = h.gw.handle(&parsed, token_opt);
+    assert_eq!(resp.code, Code::CHANGED);
+    assert_eq!(resp.content_format, Some(60));
+    let json: Value = serde_json::from_slice(
+        &cbor_bytes_to_json(&resp.payload, &CborTable::MSC3079_V1).expect("msc3079-v1 body"),
+    )
+    .unwrap();
+    let msc_event = json["event_id"].as_str().expect("event_id").to_owned();
+    let seen = bob.messages(&lobby, 3).unwrap();
+    let ev = seen
+        .iter()
+        .find(|e| e["event_id"] == msc_event.as_str())
+        .expect("Bob sees the MSC3079 client's message");
+    assert_eq!(ev["content"]["body"], "from MSC3079");
+    println!(
+        "MSC3079 send: compact {} + {} bytes (token on air: {} bytes)",
+        n,
+        resp.to_bytes(&parsed, 0).len(),
+        token.len()
+    );
+
     // --- Aliases of the real IDs survive a reopen.
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("aliases.sqlite");
