@@ -96,4 +96,24 @@ impl MatrixUser {
         chunk.reverse();
         Ok(chunk)
     }
+
+    /// Invites `user_id` to a room.
+    pub fn invite(&self, room_id: &str, user_id: &str) -> Result<()> {
+        let target = format!(
+            "/_matrix/client/v3/rooms/{}/invite",
+            encode_segment(room_id)
+        );
+        self.call(Method::Post, &target, Some(&json!({"user_id": user_id})))?;
+        Ok(())
+    }
+
+    /// Joins a room by ID or alias; returns the room ID.
+    pub fn join(&self, room_id_or_alias: &str) -> Result<String> {
+        let target = format!(
+            "/_matrix/client/v3/join/{}",
+            encode_segment(room_id_or_alias)
+        );
+        let resp = self.call(Method::Post, &target, Some(&json!({})))?;
+        Ok(resp["room_id"].as_str().context("no room_id")?.to_owned())
+    }
 }

@@ -222,6 +222,12 @@ impl Synapse {
         }
         Ok(format!("@{name}:{SERVER_NAME}"))
     }
+
+    /// Registers `name` and logs it in over plain HTTP.
+    pub fn user(&self, name: &str, password: &str) -> Result<crate::matrix::MatrixUser> {
+        self.register_user(name, password)?;
+        crate::matrix::MatrixUser::login(&self.base_url(), name, password)
+    }
 }
 
 impl Drop for Synapse {

@@ -133,15 +133,20 @@ fn gateway_against_real_synapse() {
         .try_init();
     let synapse = Synapse::start().expect("Synapse must start for this test");
     let alice_id = synapse.register_user("alice", ALICE_PW).unwrap();
-    synapse.register_user("bob", BOB_PW).unwrap();
     assert_eq!(alice_id, "@alice:localhost");
 
     // Bob is the second user, on plain HTTP+JSON straight to Synapse.
-    let bob = MatrixUser::login(&synapse.base_url(), "bob", BOB_PW).unwrap();
+    let bob: MatrixUser = synapse.user("bob", BOB_PW).unwrap();
+    assert_eq!(bob.user_id, "@bob:localhost");
     let lobby = bob
         .create_room(&json!({"room_alias_name": "lobby", "preset": "public_chat"}))
         .unwrap();
     let private = bob.create_room(&json!({"preset": "private_chat"})).unwrap();
+
+    // A third user joins Bob's private room by invitation (plain HTTP helpers).
+    let carol = synapse.user("carol", "carol-pw").unwrap();
+    bob.invite(&private, &carol.user_id).unwrap();
+    assert_eq!(carol.join(&private).unwrap(), private);
 
     let tap = ByteTap::start(([127, 0, 0, 1], synapse.port()).into()).unwrap();
     let client = HomeserverClient::new(&tap.base_url(), ClientConfig::default()).unwrap();
