@@ -188,7 +188,7 @@ fn setup(root: &Path) -> Result<()> {
         install.args(&missing);
         run(&mut install)
     })?;
-    step("Python venv with the CoAP peer (aiocoap)", || {
+    step("Python venv with the test peers (aiocoap, Synapse)", || {
         let requirements = root.join("tests/peers/requirements.txt");
         let wanted = std::fs::read_to_string(&requirements)
             .with_context(|| format!("reading {}", requirements.display()))?;

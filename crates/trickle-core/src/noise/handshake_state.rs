@@ -187,9 +187,12 @@ impl HandshakeState {
         )
     }
 
-    /// Use a fixed ephemeral key pair instead of generating one (test vectors only). Call it
-    /// before the message that carries this party's `e`; a fresh random ephemeral is the only
-    /// safe choice in production, and replacing `e` after it was sent breaks the handshake.
+    /// Use this ephemeral key pair instead of generating one when the message that carries
+    /// this party's `e` is written. Two uses: replaying test vectors (fixed keys), and a caller
+    /// that generated a fresh random key itself because it must keep a copy (the Noise Pipes
+    /// device keeps the `e` of `IK` message 1 to start `XXfallback` with it). In production the
+    /// key MUST be fresh from a CSPRNG and used for one handshake only; replacing `e` after it
+    /// was sent breaks the handshake.
     pub fn set_ephemeral(&mut self, e: Keypair) {
         self.e = Some(e);
     }
