@@ -297,9 +297,9 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         },
     )?;
     step(
-        &format!("MSRV {MSRV}: core on host and MCU targets"),
+        &format!("MSRV {MSRV}: workspace on the host, core on MCU targets"),
         || {
-            run(cargo_on(root, MSRV).args(["check", "-p", "trickle-core"]))?;
+            run(cargo_on(root, MSRV).args(["check", "--workspace"]))?;
             for target in MCU_TARGETS {
                 run(cargo_on(root, MSRV).args([
                     "check",
