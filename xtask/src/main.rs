@@ -234,6 +234,7 @@ fn is_root() -> bool {
 
 fn test(root: &Path, args: &[String]) -> Result<()> {
     let fuzz = !args.iter().any(|a| a == "--no-fuzz");
+    let mut totals = TestCounts::default();
     let start = Instant::now();
     setup(root)?;
     step("cargo fmt --check", || {
@@ -313,21 +314,72 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         },
     )?;
     step(
-        "tests (host, whole workspace, with the real CoAP peer)",
+        "tests (host, whole workspace, with the real peers: aiocoap, libcoap, Synapse)",
         || {
-            run(cargo(root)
-                .args(["test", "--workspace", "--all-features"])
-                .env("TRICKLE_PYTHON", venv_python(root)))
+            let counts = run_counting_tests(
+                cargo(root)
+                    .args(["test", "--workspace", "--all-features"])
+                    .env("TRICKLE_PYTHON", venv_python(root)),
+            )?;
+            totals = counts;
+            Ok(())
         },
     )?;
     if fuzz {
         step("fuzz smoke", || fuzz_smoke(root))?;
     }
+    // The closing line CI reads: every test of the workspace, summed over all test binaries.
+    println!(
+        "tests: {} passed, {} failed, {} skipped",
+        totals.passed, totals.failed, totals.ignored
+    );
     eprintln!(
         "\nall checks passed in {:.0} s",
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Test counts summed over the `test result:` lines of `cargo test`.
+#[derive(Debug, Default, Clone, Copy)]
+struct TestCounts {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+/// Runs `cargo test`, passing its output through, and sums its `test result:` lines.
+fn run_counting_tests(cmd: &mut Command) -> Result<TestCounts> {
+    use std::io::{BufRead, BufReader, Write};
+    eprintln!("$ {}", display(cmd));
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start {}", display(cmd)))?;
+    let mut counts = TestCounts::default();
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut out = std::io::stdout().lock();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        writeln!(out, "{line}")?;
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let number_before = |word: &str| -> u64 {
+                rest.split(';')
+                    .filter_map(|part| part.trim().strip_suffix(word))
+                    .filter_map(|n| n.trim().rsplit(' ').next()?.parse().ok())
+                    .next()
+                    .unwrap_or(0)
+            };
+            counts.passed += number_before("passed");
+            counts.failed += number_before("failed");
+            counts.ignored += number_before("ignored");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("{} exited with {status}", display(cmd));
+    }
+    Ok(counts)
 }
 
 /// Runs every cargo-fuzz target for a few seconds on its seed corpus.
