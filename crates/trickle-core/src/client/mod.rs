@@ -49,7 +49,7 @@ use crate::noise::pipe::{
     ReplyTicket,
 };
 use crate::noise::storage::Storage;
-use crate::wire::coap::{Block, Code, CoapOption, Kind, OptionNumber, Repr, observe};
+use crate::wire::coap::{Block, CoapOption, Code, Kind, OptionNumber, Repr, observe};
 
 /// Largest frame the client writes or keeps (a handshake frame carrying a request).
 /// [`Client::poll_transmit`] needs a buffer of at least this size.
@@ -660,11 +660,9 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
         self.enqueue(Op::Login, Code::POST, &[b"="], None, &|buf| {
             let total = buf.len();
             let mut w = Writer::new(&mut buf[..], &Table::TRICKLE_V1);
-            w.encoder()
-                .str(token)
-                .map_err(|_| ClientError::TooLarge {
-                    required: total + 1,
-                })?;
+            w.encoder().str(token).map_err(|_| ClientError::TooLarge {
+                required: total + 1,
+            })?;
             Ok(total - w.into_writer().len())
         })
     }
@@ -672,7 +670,13 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
     /// Joins a room by ID or alias (`!room:server` / `#alias:server`; Uri-Path `L`, the room).
     /// Outcome: [`Event::Joined`] with the room's alias number, or [`Event::Failed`].
     pub fn join(&mut self, room: &str) -> Result<Handle, ClientError> {
-        self.enqueue(Op::Join, Code::POST, &[b"L", room.as_bytes()], None, &|_| Ok(0))
+        self.enqueue(
+            Op::Join,
+            Code::POST,
+            &[b"L", room.as_bytes()],
+            None,
+            &|_| Ok(0),
+        )
     }
 
     /// Sends a text message (Uri-Path `*`, body `[room, body]`). A room ID the gateway already
@@ -884,7 +888,9 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
             return;
         };
         let mut v = Vec::new();
-        if v.extend_from_slice(frame.get(..sealed.len).unwrap_or_default()).is_err() {
+        if v.extend_from_slice(frame.get(..sealed.len).unwrap_or_default())
+            .is_err()
+        {
             return;
         }
         if self.replies.is_full() {
@@ -926,9 +932,11 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
         let mut plain = [0u8; MAX_FRAME_LEN];
         let n = Self::build(f, &mut plain).ok_or(PipeError::PayloadTooLarge)?;
         let mut frame = [0u8; MAX_FRAME_LEN];
-        let sealed = self
-            .pipe
-            .seal(&mut self.rng, plain.get(..n).unwrap_or_default(), &mut frame)?;
+        let sealed = self.pipe.seal(
+            &mut self.rng,
+            plain.get(..n).unwrap_or_default(),
+            &mut frame,
+        )?;
         f.frame.clear();
         f.frame
             .extend_from_slice(frame.get(..sealed.len).unwrap_or_default())
@@ -1009,7 +1017,11 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
         let mut out = [0u8; MAX_FRAME_LEN];
         match self.pipe.open(frame, &mut out) {
             Ok(Received::NeedRequest) => {
-                if self.inflight.as_ref().is_some_and(|f| f.phase == Phase::Xx1) {
+                if self
+                    .inflight
+                    .as_ref()
+                    .is_some_and(|f| f.phase == Phase::Xx1)
+                {
                     if let Err(e) = self.seal_current() {
                         self.finish(FailRec::Pipe(e), now);
                     }
