@@ -451,7 +451,7 @@ pub struct Client<S: Storage, R: CryptoRng, const BODY: usize = 512, const ALIAS
     inflight: Option<InFlight>,
     /// Reassembly buffer for Block2 response bodies.
     body: [u8; BODY],
-    events: Deque<EvRec, EVENTS>,
+    events: Vec<EvRec, EVENTS>,
     arena: Arena<BODY>,
     aliases: Vec<AliasEntry, ALIASES>,
     replies: Deque<CachedReply, ACK_CACHE>,
@@ -509,7 +509,7 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
             queue: Deque::new(),
             inflight: None,
             body: [0; BODY],
-            events: Deque::new(),
+            events: Vec::new(),
             arena: Arena {
                 buf: [0; BODY],
                 used: 0,
@@ -815,7 +815,10 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
     /// The next event, if any. Strings borrow the client until the next call. Reading a
     /// [`Event::Message`] releases its ACK (sent by the next `poll_transmit`).
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
-        let rec = self.events.pop_front()?;
+        if self.events.is_empty() {
+            return None;
+        }
+        let rec = self.events.remove(0);
         if matches!(rec, EvRec::Message { .. }) && self.deferred_ack.is_some() {
             self.ack_ready = true;
         }
@@ -874,11 +877,17 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
     }
 
     fn push_event(&mut self, ev: EvRec) {
-        // A full event queue drops the oldest outcome: the firmware is not reading them.
+        // A full event queue drops the oldest operation outcome (the firmware is not reading
+        // them); an unread message stays, its ACK waits for it.
         if self.events.is_full() {
-            self.events.pop_front();
+            let at = self
+                .events
+                .iter()
+                .position(|e| !matches!(e, EvRec::Message { .. }))
+                .unwrap_or(0);
+            self.events.remove(at);
         }
-        let _ = self.events.push_back(ev);
+        let _ = self.events.push(ev);
     }
 
     /// Seals an ACK/RST for `ticket`, caches it for duplicates and queues it for transmission.
@@ -1028,12 +1037,11 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
                 }
             }
             Ok(Received::Duplicate { mid, kind, .. }) => {
-                if matches!(kind, crate::noise::frame::Kind::Con) {
-                    if self.replies.iter().any(|r| r.mid == mid)
-                        && !self.tx_replies.iter().any(|m| *m == mid)
-                    {
-                        let _ = self.tx_replies.push_back(mid);
-                    }
+                // A retransmitted CON we already answered: the cached ACK/RST goes again.
+                let cached = self.replies.iter().any(|r| r.mid == mid);
+                let queued = self.tx_replies.iter().any(|m| *m == mid);
+                if matches!(kind, crate::noise::frame::Kind::Con) && cached && !queued {
+                    let _ = self.tx_replies.push_back(mid);
                 }
             }
             Ok(Received::Message { len, ticket, .. }) => {
@@ -1121,9 +1129,11 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
             self.reply(ticket, &EMPTY_ACK);
             return;
         }
-        if self.deferred_ack.is_some() {
-            // The previous message is unread: leave this one unacknowledged; the gateway
-            // retransmits it.
+        let room = BODY.saturating_sub(self.arena.used);
+        if self.deferred_ack.is_some() || room < repr.payload.len() + 2 * MAX_ID_LEN {
+            // The previous message is unread (or its strings would not fit): leave this one
+            // unacknowledged, so the gateway keeps it (and, after giving up, re-sends it after
+            // the next registration) rather than lose it.
             return;
         }
         let mark = self.arena.used;
@@ -1134,7 +1144,7 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
                 self.deferred_ack = Some(ticket);
             }
             None => {
-                // Unreadable payload (or no room for its strings): acknowledge and drop it.
+                // Unreadable payload: acknowledge it and drop it.
                 self.arena.used = mark;
                 self.last_seq = Some(seq);
                 self.reply(ticket, &EMPTY_ACK);
