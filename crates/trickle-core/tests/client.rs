@@ -109,7 +109,12 @@ struct Gw {
 
 impl Gw {
     fn new() -> Gw {
-        let mut rng = rng(200);
+        Gw::with_seed(200)
+    }
+
+    /// A gateway whose static key comes from `seed` (200 is the usual one).
+    fn with_seed(seed: u8) -> Gw {
+        let mut rng = rng(seed);
         let pipe = Responder::new(RamStorage::new(), Config::GATEWAY, &mut rng).unwrap();
         Gw {
             pipe,
@@ -973,4 +978,65 @@ proptest! {
         prop_assert_eq!(messages, want);
         prop_assert_eq!(gw.acked, notes);
     }
+}
+
+#[test]
+fn ram_footprint_of_the_default_client() {
+    let size = std::mem::size_of::<Client<RamStorage<0>, ChaCha20Rng>>();
+    println!("Client<_, _, 512, 8> is {size} bytes");
+    assert!(size < 6 * 1024, "{size}");
+}
+
+#[test]
+fn gateway_that_lost_the_session_is_recovered_with_ik() {
+    let (mut dev, _old) = logged_in(17);
+    // The gateway restarts with its key but without the session.
+    let mut gw = Gw::new();
+    let lost = dev.send_text(Peer::Alias(1), "first").unwrap();
+    let mut now = 0;
+    for f in drain(&mut dev, now) {
+        gw.handle(&f, now);
+    }
+    assert!(gw.take().is_empty());
+    for _ in 0..5 {
+        now = dev.poll_timeout().unwrap().0;
+        dev.handle_timeout(Instant(now));
+        for f in drain(&mut dev, now) {
+            gw.handle(&f, now);
+        }
+        assert!(gw.take().is_empty());
+    }
+    assert_eq!(
+        events(&mut dev),
+        vec![Ev::Failed(lost, Failure::Timeout.to_string())]
+    );
+    // The next request starts IK (pinned key, 0-RTT) and gets through.
+    let h = dev.send_text(Peer::Alias(1), "second").unwrap();
+    let up = drain(&mut dev, now);
+    // IK message 1: plaintext (4 + 2 + 1 + 9 = 16 bytes) + 99.
+    assert_eq!(up[0].len(), 16 + 99);
+    gw.handle(&up[0], now);
+    for f in gw.take() {
+        dev.handle_rx(Instant(now), &f);
+    }
+    assert_eq!(events(&mut dev), vec![Ev::Delivered(h)]);
+    assert_eq!(gw.sends.len(), 1);
+}
+
+#[test]
+fn a_gateway_with_another_key_is_refused() {
+    let (mut dev, _gw) = logged_in(18);
+    dev.pipe_mut().reset_session().unwrap();
+    let mut other = Gw::with_seed(201);
+    let h = dev.send_text(Peer::Alias(1), "secret").unwrap();
+    settle(&mut dev, &mut other, 0);
+    assert_eq!(
+        events(&mut dev),
+        vec![Ev::Failed(
+            h,
+            Failure::Pipe(trickle_core::noise::pipe::PipeError::PinnedKeyMismatch).to_string()
+        )]
+    );
+    assert!(other.sends.is_empty());
+    assert!(dev.pipe().presented_key().is_some());
 }

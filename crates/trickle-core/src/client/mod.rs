@@ -1020,7 +1020,9 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
         }
     }
 
-    /// Processes one frame received from the link.
+    /// Processes one frame received from the link. Forged, corrupted, replayed and unexpected
+    /// frames are dropped silently. Afterwards read [`poll_event`](Self::poll_event) (a
+    /// message's ACK waits until it is read) and [`poll_transmit`](Self::poll_transmit).
     pub fn handle_rx(&mut self, now: Instant, frame: &[u8]) {
         self.tidy();
         let mut out = [0u8; MAX_FRAME_LEN];
