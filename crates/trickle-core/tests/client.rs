@@ -1040,3 +1040,66 @@ fn a_gateway_with_another_key_is_refused() {
     assert!(other.sends.is_empty());
     assert!(dev.pipe().presented_key().is_some());
 }
+
+#[test]
+fn reset_request_fails_and_unexpected_con_is_reset() {
+    let (mut dev, mut gw) = logged_in(19);
+    let h = dev.join("#gone:local").unwrap();
+    let up = drain(&mut dev, 0);
+    let mut buf = [0u8; 512];
+    let Ok(Received::Message {
+        ticket: Some(t), ..
+    }) = gw.pipe.open(&mut gw.rng, &up[0], &mut buf)
+    else {
+        panic!()
+    };
+    let mut f = [0u8; 64];
+    let s = gw
+        .pipe
+        .seal_reply(&mut gw.rng, t, &[0x70, 0, 0, 0], &mut f)
+        .unwrap();
+    dev.handle_rx(Instant(0), &f[..s.len]);
+    assert_eq!(
+        events(&mut dev),
+        vec![Ev::Failed(h, Failure::Reset.to_string())]
+    );
+    // A CON request from the gateway means nothing to the device: RST (21 bytes).
+    let s = gw
+        .pipe
+        .seal(gw.cid.unwrap(), &[0x40, 0x01, 0, 0, 0xb1, b'x'], &mut f)
+        .unwrap();
+    dev.handle_rx(Instant(0), &f[..s.len]);
+    let up = drain(&mut dev, 0);
+    assert_eq!(up.len(), 1);
+    assert_eq!(up[0].len(), 21);
+    let Ok(Received::Message {
+        len, ticket: None, ..
+    }) = gw.pipe.open(&mut gw.rng, &up[0], &mut buf)
+    else {
+        panic!()
+    };
+    assert_eq!(buf[..len], [0x70, 0x00, (s.mid >> 8) as u8, s.mid as u8]);
+    assert!(events(&mut dev).is_empty());
+}
+
+#[test]
+fn garbage_frames_change_nothing() {
+    let (mut dev, mut gw) = logged_in(21);
+    let h = dev.send_text(Peer::Alias(1), "x").unwrap();
+    let up = drain(&mut dev, 0);
+    gw.handle(&up[0], 0);
+    let ack = gw.take();
+    // Truncations and bit flips of the real answer, and random-looking bytes.
+    for cut in 0..ack[0].len() {
+        dev.handle_rx(Instant(0), &ack[0][..cut]);
+    }
+    for i in 0..ack[0].len() {
+        let mut f = ack[0].clone();
+        f[i] ^= 0x20;
+        dev.handle_rx(Instant(0), &f);
+    }
+    assert!(events(&mut dev).is_empty());
+    assert!(drain(&mut dev, 0).is_empty());
+    dev.handle_rx(Instant(0), &ack[0]);
+    assert_eq!(events(&mut dev), vec![Ev::Delivered(h)]);
+}
