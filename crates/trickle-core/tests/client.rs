@@ -437,35 +437,72 @@ fn join_introduces_the_room_and_later_messages_use_full_ids() {
 }
 
 #[test]
-fn error_responses_carry_code_and_errcode() {
+fn error_responses_carry_code_errcode_and_max_age() {
     let (mut dev, mut gw) = logged_in(3);
-    // A gateway that answers 4.03 {"errcode": "M_FORBIDDEN"} (trickle-v1 key 18, text value).
-    let h = dev.send_text(Peer::Alias(9), "no").unwrap();
-    let up = drain(&mut dev, 0);
-    let mut buf = [0u8; 512];
-    let Ok(Received::Message {
-        ticket: Some(t), ..
-    }) = gw.pipe.open(&mut gw.rng, &up[0], &mut buf)
-    else {
-        panic!()
-    };
-    let mut a = Repr::new(Kind::Acknowledgement, Code::FORBIDDEN, 0, &[]);
-    a.payload = b"\xa1\x12\x6bM_FORBIDDEN";
-    let mut m = vec![0u8; a.buffer_len()];
-    a.emit(&mut m).unwrap();
-    let mut f = [0u8; 128];
-    let s = gw.pipe.seal_reply(&mut gw.rng, t, &m, &mut f).unwrap();
-    dev.handle_rx(Instant(0), &f[..s.len]);
+    // 4.03 {"errcode": "M_FORBIDDEN"} (trickle-v1 key 18, text value), then 4.29 with
+    // Max-Age 2 and {"errcode": "M_LIMIT_EXCEEDED"}.
+    let answers: [(Code, Option<u32>, &[u8]); 2] = [
+        (Code::FORBIDDEN, None, b"\xa1\x12\x6bM_FORBIDDEN"),
+        (
+            Code::TOO_MANY_REQUESTS,
+            Some(2),
+            b"\xa1\x12\x70M_LIMIT_EXCEEDED",
+        ),
+    ];
     let mut got = Vec::new();
-    while let Some(e) = dev.poll_event() {
-        match e {
-            Event::Failed { handle, reason } => got.push((handle, reason.to_string())),
-            other => panic!("{other:?}"),
+    let mut handles = Vec::new();
+    for (code, max_age, payload) in answers {
+        handles.push(dev.send_text(Peer::Alias(9), "no").unwrap());
+        let up = drain(&mut dev, 0);
+        let mut buf = [0u8; 512];
+        let Ok(Received::Message {
+            ticket: Some(t), ..
+        }) = gw.pipe.open(&mut gw.rng, &up[0], &mut buf)
+        else {
+            panic!()
+        };
+        let mut a = Repr::new(Kind::Acknowledgement, code, 0, &[]);
+        if let Some(s) = max_age {
+            a.push_option(CoapOption::uint(OptionNumber::MAX_AGE, s))
+                .unwrap();
+        }
+        a.payload = payload;
+        let mut m = vec![0u8; a.buffer_len()];
+        a.emit(&mut m).unwrap();
+        let mut f = [0u8; 128];
+        let s = gw.pipe.seal_reply(&mut gw.rng, t, &m, &mut f).unwrap();
+        dev.handle_rx(Instant(0), &f[..s.len]);
+        while let Some(e) = dev.poll_event() {
+            match e {
+                Event::Failed {
+                    handle,
+                    reason:
+                        Failure::Status {
+                            code,
+                            errcode,
+                            retry_after_s,
+                        },
+                } => got.push((handle, code, errcode.map(String::from), retry_after_s)),
+                other => panic!("{other:?}"),
+            }
         }
     }
     assert_eq!(
         got,
-        vec![(h, "gateway answered 4.03 (M_FORBIDDEN)".to_string())]
+        vec![
+            (
+                handles[0],
+                Code::FORBIDDEN,
+                Some("M_FORBIDDEN".into()),
+                None
+            ),
+            (
+                handles[1],
+                Code::TOO_MANY_REQUESTS,
+                Some("M_LIMIT_EXCEEDED".into()),
+                Some(2)
+            ),
+        ]
     );
 }
 

@@ -175,6 +175,8 @@ pub enum Failure<'a> {
         code: Code,
         /// The Matrix `errcode` (e.g. `M_FORBIDDEN`).
         errcode: Option<&'a str>,
+        /// Max-Age in seconds (sent with 4.29 and 5.03): do not repeat the request before.
+        retry_after_s: Option<u32>,
     },
     /// The gateway reset the request (RST).
     Reset,
@@ -190,7 +192,7 @@ impl fmt::Display for Failure<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Timeout => f.write_str("no answer from the gateway"),
-            Failure::Status { code, errcode } => match errcode {
+            Failure::Status { code, errcode, .. } => match errcode {
                 Some(e) => write!(f, "gateway answered {code} ({e})"),
                 None => write!(f, "gateway answered {code}"),
             },
@@ -356,7 +358,11 @@ enum PeerRec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FailRec {
     Timeout,
-    Status { code: Code, errcode: Option<Span> },
+    Status {
+        code: Code,
+        errcode: Option<Span>,
+        retry_after_s: Option<u32>,
+    },
     Reset,
     BadResponse,
     ResponseTooLarge,
@@ -852,9 +858,14 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
                 handle,
                 reason: match reason {
                     FailRec::Timeout => Failure::Timeout,
-                    FailRec::Status { code, errcode } => Failure::Status {
+                    FailRec::Status {
+                        code,
+                        errcode,
+                        retry_after_s,
+                    } => Failure::Status {
                         code,
                         errcode: errcode.map(|s| a.get(s)),
+                        retry_after_s,
                     },
                     FailRec::Reset => Failure::Reset,
                     FailRec::BadResponse => Failure::BadResponse,
@@ -1273,7 +1284,10 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
             &body_copy[..n]
         };
         let handle = f.req.handle;
-        let ev = self.outcome(f.req.op, handle, repr.code, body);
+        let max_age = repr
+            .option(OptionNumber::MAX_AGE)
+            .and_then(|o| o.value_uint().ok());
+        let ev = self.outcome(f.req.op, handle, repr.code, body, max_age);
         self.push_event(ev);
         if f.req.op == Op::Subscribe {
             if matches!(ev, EvRec::Subscribed { .. }) {
@@ -1284,7 +1298,14 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
         }
     }
 
-    fn outcome(&mut self, op: Op, handle: Handle, code: Code, body: &[u8]) -> EvRec {
+    fn outcome(
+        &mut self,
+        op: Op,
+        handle: Handle,
+        code: Code,
+        body: &[u8],
+        retry_after_s: Option<u32>,
+    ) -> EvRec {
         let mark = self.arena.used;
         let ok = match (op, code) {
             (Op::Send, Code::CHANGED) => Some(Some(EvRec::Delivered { handle })),
@@ -1309,7 +1330,11 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
                 }
                 EvRec::Failed {
                     handle,
-                    reason: FailRec::Status { code, errcode },
+                    reason: FailRec::Status {
+                        code,
+                        errcode,
+                        retry_after_s,
+                    },
                 }
             }
         }
