@@ -8,6 +8,7 @@
 //!   (MSC3079 v1 path enums and Trickle's own).
 //! - [`cbor`]: CBOR substitution tables (MSC3079 v1, `trickle-v1`) and JSON ↔ CBOR transcoding.
 //! - [`noise`]: the Noise pipe (XX, IK, XXfallback) that secures the link.
+//! - [`client`]: the sans-I/O device client (login, join, send, receive) over the pipe.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -16,5 +17,6 @@
 extern crate std;
 
 pub mod cbor;
+pub mod client;
 pub mod noise;
 pub mod wire;
