@@ -1258,3 +1258,57 @@ proptest::proptest! {
         proptest::prop_assert!(accepted);
     }
 }
+
+/// The gateway's first own CON right after a handshake (a separate response to the carried
+/// request, or a notification) must authenticate at the device for every handshake base `b`:
+/// the gateway's counter starts past the counters the handshake carried (Lamport rule), where
+/// the device looks for it. Before the fix the gateway started at 0 and about half of all bases
+/// (those ≥ 2^15) made that frame unreadable.
+#[test]
+fn gateway_first_own_con_after_any_handshake_is_readable() {
+    let mut f = [0u8; 400];
+    let mut p = [0u8; 400];
+    for seed in 0..24u8 {
+        // XX first contact: the answer to XX 3 comes later as the gateway's own CON.
+        let mut r = rng(100 + seed);
+        let mut gw = new_gw(seed.wrapping_mul(3));
+        let mut dev = new_dev(seed.wrapping_mul(5).wrapping_add(1));
+        let (_, t) = xx_connect(&mut dev, &mut gw, &mut r, &con_post(&[1], b"login"));
+        let s = gw.seal_reply(&mut r, t, &EMPTY_ACK, &mut f).unwrap();
+        assert!(matches!(
+            dev.open(&f[..s.len], &mut p),
+            Ok(Received::Message { .. })
+        ));
+        let cid = dev.cid().unwrap();
+        let s = gw
+            .seal(cid, &con_notify(&[1], 1, b"separate"), &mut f)
+            .unwrap();
+        assert!(
+            matches!(dev.open(&f[..s.len], &mut p), Ok(Received::Message { .. })),
+            "seed {seed}: gateway CON after XX unreadable"
+        );
+
+        // IK reconnect (key pinned): the same, after IK 2.
+        dev.reset_session().unwrap();
+        let s = dev.seal(&mut r, &con_post(&[2], b"again"), &mut f).unwrap();
+        let Received::Message {
+            ticket: Some(t), ..
+        } = gw.open(&mut r, &f[..s.len], &mut p).unwrap()
+        else {
+            panic!("IK 1 carries the request")
+        };
+        let s = gw.seal_reply(&mut r, t, &EMPTY_ACK, &mut f).unwrap();
+        assert!(matches!(
+            dev.open(&f[..s.len], &mut p),
+            Ok(Received::Message { .. })
+        ));
+        let cid = dev.cid().unwrap();
+        let s = gw
+            .seal(cid, &con_notify(&[2], 1, b"separate"), &mut f)
+            .unwrap();
+        assert!(
+            matches!(dev.open(&f[..s.len], &mut p), Ok(Received::Message { .. })),
+            "seed {seed}: gateway CON after IK unreadable"
+        );
+    }
+}
