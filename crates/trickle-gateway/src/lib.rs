@@ -16,6 +16,7 @@
 
 pub mod alias;
 pub mod client;
+pub mod device;
 mod error;
 pub mod sync;
 pub mod translate;
