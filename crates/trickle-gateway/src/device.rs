@@ -29,6 +29,13 @@ pub(crate) fn migrate_1_to_2(conn: &Connection) -> Result<(), AliasError> {
              alias  INTEGER NOT NULL,
              PRIMARY KEY (device, kind, alias)
          );
+         CREATE TABLE IF NOT EXISTS response (
+             device TEXT    NOT NULL,
+             mid    INTEGER NOT NULL,
+             frame  BLOB    NOT NULL,
+             at     INTEGER NOT NULL,
+             PRIMARY KEY (device, mid)
+         );
          PRAGMA user_version = 2;
          COMMIT;",
     )?;
@@ -171,6 +178,46 @@ impl AliasStore {
     }
 }
 
+impl AliasStore {
+    /// Remembers the response frame sent for the request `mid` of `device` (the newest
+    /// `keep` per device are kept), so a retransmitted request is answered byte for byte, also
+    /// after a restart.
+    pub fn cache_response(
+        &self,
+        device: &str,
+        mid: u16,
+        frame: &[u8],
+        keep: usize,
+    ) -> Result<(), AliasError> {
+        let at: i64 = self.conn.query_row(
+            "SELECT COALESCE(MAX(at) + 1, 0) FROM response WHERE device = ?1",
+            params![device],
+            |r| r.get(0),
+        )?;
+        self.conn.execute(
+            "INSERT OR REPLACE INTO response (device, mid, frame, at) VALUES (?1, ?2, ?3, ?4)",
+            params![device, i64::from(mid), frame, at],
+        )?;
+        self.conn.execute(
+            "DELETE FROM response WHERE device = ?1 AND at < ?2",
+            params![device, at - keep as i64 + 1],
+        )?;
+        Ok(())
+    }
+
+    /// The response frame cached for the request `mid` of `device`.
+    pub fn cached_response(&self, device: &str, mid: u16) -> Result<Option<Vec<u8>>, AliasError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT frame FROM response WHERE device = ?1 AND mid = ?2",
+                params![device, i64::from(mid)],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +267,12 @@ mod tests {
         );
         assert!(db.is_introduced("d", AliasKind::Room, 0).unwrap());
         assert!(!db.is_introduced("d", AliasKind::User, 0).unwrap());
+        for mid in 0..10u16 {
+            db.cache_response("d", mid, &[mid as u8], 8).unwrap();
+        }
+        assert_eq!(db.cached_response("d", 1).unwrap(), None);
+        assert_eq!(db.cached_response("d", 2).unwrap(), Some(vec![2]));
+        assert_eq!(db.cached_response("d", 9).unwrap(), Some(vec![9]));
+        assert_eq!(db.cached_response("e", 9).unwrap(), None);
     }
 }

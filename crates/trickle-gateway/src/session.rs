@@ -42,7 +42,7 @@ pub const MAX_SESSIONS: usize = 64;
 pub const PIPE_OVERHEAD: usize = 17;
 /// RFC 7252 MAX_RETRANSMIT.
 pub const MAX_RETRANSMIT: u32 = 4;
-/// Responses remembered per session for retransmitted requests.
+/// Responses remembered per device for retransmitted requests (persisted).
 const CACHE_PER_SESSION: usize = 8;
 
 type Pipe = Responder<FileStorage, MAX_SESSIONS>;
@@ -360,7 +360,6 @@ pub struct SessionGateway {
     db: AliasStore,
     rng: ChaCha20Rng,
     config: SessionConfig,
-    cache: HashMap<u8, VecDeque<(u16, Vec<u8>)>>,
     cids: HashMap<String, u8>,
     observers: HashMap<String, Observer>,
     generation: u64,
@@ -404,7 +403,6 @@ impl SessionGateway {
             db,
             rng,
             config,
-            cache: HashMap::new(),
             cids: HashMap::new(),
             observers: HashMap::new(),
             generation: 0,
@@ -504,10 +502,9 @@ impl SessionGateway {
             Received::NeedRequest => Vec::new(),
             Received::Duplicate { cid, mid, kind } => {
                 let cached = self
-                    .cache
-                    .get(&cid)
-                    .and_then(|c| c.iter().find(|(m, _)| *m == mid))
-                    .map(|(_, f)| f.clone());
+                    .pipe
+                    .remote_static(cid)
+                    .and_then(|k| self.db.cached_response(&hex(&k), mid).ok().flatten());
                 self.air_in(Op::Other, frame.len());
                 match cached {
                     Some(f) => {
@@ -565,11 +562,12 @@ impl SessionGateway {
                         f.truncate(s.len);
                         self.air_out(op, f.len());
                         info!(cid, ?op, code = %resp.code, bytes_in = frame.len(), bytes_out = f.len(), "request answered");
-                        let c = self.cache.entry(cid).or_default();
-                        if c.len() >= CACHE_PER_SESSION {
-                            c.pop_front();
+                        if let Err(e) =
+                            self.db
+                                .cache_response(&device, req.message_id, &f, CACHE_PER_SESSION)
+                        {
+                            warn!(error = %e, "response cache");
                         }
-                        c.push_back((req.message_id, f.clone()));
                         let mut tx = vec![Transmit { cid, frame: f }];
                         if op == Op::Observe {
                             tx.extend(self.pump(now, &device));
