@@ -1,0 +1,493 @@
+//! The gateway's session layer against a real Synapse: a device (the pipe's `Initiator` driven
+//! by hand, requests built byte by byte per `docs/PROTOCOL.md` "Trickle operations") talks to
+//! `SessionGateway` over an in-memory link. Fails (never skips) when Synapse cannot start.
+
+use std::time::{Duration, Instant};
+
+use chacha20::ChaCha20Rng;
+use chacha20::rand_core::SeedableRng;
+use serde_json::{Value, json};
+use trickle_core::cbor::Table as CborTable;
+use trickle_core::noise::pipe::{Config, Initiator, Received};
+use trickle_core::noise::storage::RamStorage;
+use trickle_core::wire::coap::{CoapOption, Code, Kind, OptionNumber, Repr};
+use trickle_gateway::translate::{cbor_bytes_to_json, json_bytes_to_cbor};
+use trickle_gateway::{
+    ClientConfig, HomeserverClient, Op, SessionConfig, SessionGateway, Transmit,
+};
+use trickle_tests::synapse::Synapse;
+use trickle_tests::tap::ByteTap;
+
+const ALICE_PW: &str = "alice-secret-pw";
+const BOB_PW: &str = "bob-secret-pw";
+
+type Dev = Initiator<RamStorage>;
+
+/// A CoAP message built from parts (MID 0: the pipe sets it).
+fn msg(kind: Kind, code: Code, token: &[u8], opts: &[CoapOption<'_>], payload: &[u8]) -> Vec<u8> {
+    let mut repr = Repr::new(kind, code, 0, token);
+    for o in opts {
+        repr.push_option(*o).unwrap();
+    }
+    repr.payload = payload;
+    let mut buf = vec![0u8; repr.buffer_len()];
+    let n = repr.emit(&mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn path(s: &str) -> CoapOption<'_> {
+    CoapOption::str(OptionNumber::URI_PATH, s)
+}
+
+fn cbor(v: &Value) -> Vec<u8> {
+    json_bytes_to_cbor(v.to_string().as_bytes(), &CborTable::TRICKLE_V1).unwrap()
+}
+
+fn json_of(payload: &[u8]) -> Value {
+    serde_json::from_slice(&cbor_bytes_to_json(payload, &CborTable::TRICKLE_V1).unwrap()).unwrap()
+}
+
+struct Device {
+    pipe: Dev,
+    rng: ChaCha20Rng,
+}
+
+/// One request/response exchange: frames on air and the decoded response message.
+struct Exchange {
+    request_frame: Vec<u8>,
+    response_frame: Vec<u8>,
+    response: Vec<u8>,
+}
+
+impl Device {
+    fn only(tx: Vec<Transmit>) -> Vec<u8> {
+        assert_eq!(tx.len(), 1, "expected exactly one frame from the gateway");
+        tx.into_iter().next().unwrap().frame
+    }
+
+    /// Sends `m` (first contact runs XX and carries `m` in message 3).
+    fn request(&mut self, gw: &mut SessionGateway, m: &[u8]) -> Exchange {
+        let mut f = [0u8; 600];
+        let mut p = [0u8; 600];
+        let mut s = self.pipe.seal(&mut self.rng, m, &mut f).unwrap();
+        if !s.carried {
+            let reply = Self::only(gw.handle_frame(Instant::now(), &f[..s.len]));
+            assert_eq!(
+                self.pipe.open(&reply, &mut p).unwrap(),
+                Received::NeedRequest
+            );
+            s = self.pipe.seal(&mut self.rng, m, &mut f).unwrap();
+        }
+        let request_frame = f[..s.len].to_vec();
+        let response_frame = Self::only(gw.handle_frame(Instant::now(), &request_frame));
+        let Received::Message { len, .. } = self.pipe.open(&response_frame, &mut p).unwrap() else {
+            panic!("expected a response message")
+        };
+        Exchange {
+            request_frame,
+            response_frame,
+            response: p[..len].to_vec(),
+        }
+    }
+
+    /// Waits for the next notification frame, opens it and returns (frame, message, ticket).
+    fn notification(
+        &mut self,
+        gw: &mut SessionGateway,
+    ) -> (Vec<u8>, Vec<u8>, trickle_core::noise::pipe::ReplyTicket) {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let tx = gw.poll(Instant::now());
+            if let Some(t) = tx.into_iter().next() {
+                let mut p = [0u8; 600];
+                let Received::Message {
+                    len,
+                    ticket: Some(ticket),
+                    ..
+                } = self.pipe.open(&t.frame, &mut p).unwrap()
+                else {
+                    panic!("expected a CON notification")
+                };
+                return (t.frame, p[..len].to_vec(), ticket);
+            }
+            assert!(Instant::now() < end, "no notification within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// ACKs a notification; returns the ACK frame (already handed to the gateway).
+    fn ack(
+        &mut self,
+        gw: &mut SessionGateway,
+        ticket: trickle_core::noise::pipe::ReplyTicket,
+    ) -> Vec<u8> {
+        let mut f = [0u8; 64];
+        let s = self
+            .pipe
+            .seal_reply(ticket, &[0x60, 0x00, 0, 0], &mut f)
+            .unwrap();
+        let frame = f[..s.len].to_vec();
+        let tx = gw.handle_frame(Instant::now(), &frame);
+        assert!(tx.is_empty(), "an ACK is not answered");
+        frame
+    }
+}
+
+fn open_gw(dir: &std::path::Path, base_url: &str) -> SessionGateway {
+    let client = HomeserverClient::new(base_url, ClientConfig::default()).unwrap();
+    let config = SessionConfig {
+        bitrate: 1_000_000,
+        max_frame: 255,
+        sync_timeout_ms: 1_000,
+    };
+    SessionGateway::open(dir, client, config).unwrap()
+}
+
+fn bodies(msgs: &[Value], sender: &str) -> Vec<String> {
+    msgs.iter()
+        .filter(|e| e["type"] == "m.room.message" && e["sender"] == sender)
+        .map(|e| e["content"]["body"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn session_layer_against_real_synapse() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
+    let synapse = Synapse::start().expect("Synapse must start for this test");
+    let bob = synapse.user("bob", BOB_PW).unwrap();
+    synapse.register_user("alice", ALICE_PW).unwrap();
+    let room_id = bob
+        .create_room(&json!({"room_alias_name": "room", "preset": "public_chat"}))
+        .unwrap();
+    let upstream = format!("127.0.0.1:{}", synapse.port()).parse().unwrap();
+    let tap = ByteTap::start(upstream).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut gw = open_gw(data.path(), &tap.base_url());
+    let mut dev = Device {
+        pipe: Initiator::new(
+            RamStorage::new(),
+            Config::DEVICE,
+            &mut ChaCha20Rng::from_seed([7; 32]),
+        )
+        .unwrap(),
+        rng: ChaCha20Rng::from_seed([8; 32]),
+    };
+    let mut rows: Vec<(&str, usize, usize, u64, u64)> = Vec::new();
+
+    // --- login carried in XX message 3 -----------------------------------------------------
+    let login = cbor(&json!({
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": "alice"},
+        "password": ALICE_PW,
+    }));
+    tap.take();
+    let x = dev.request(
+        &mut gw,
+        &msg(Kind::Confirmable, Code::POST, &[], &[path("1")], &login),
+    );
+    let http = tap.take();
+    let r = Repr::parse_bytes(&x.response).unwrap();
+    assert_eq!(r.code, Code::CHANGED);
+    let body = json_of(r.payload);
+    assert_eq!(body["user_id"], "@alice:localhost");
+    assert!(body["device_id"].is_string());
+    assert!(
+        body.get("access_token").is_none(),
+        "the token never goes on air"
+    );
+    assert_eq!(dev.pipe.pinned_key(), Some(gw.public_key()));
+    rows.push((
+        "login (XX msg 3)",
+        x.request_frame.len(),
+        x.response_frame.len(),
+        http.up,
+        http.down,
+    ));
+
+    // --- forged and garbled frames never reach Synapse ---------------------------------------
+    let before = gw.total_bytes().http_requests;
+    let mut forged = x.request_frame.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let mut garbage: Vec<Vec<u8>> = vec![forged, vec![], vec![0x01], vec![0xff; 40]];
+    let mut transport_like = x.response_frame.clone();
+    transport_like[8] ^= 0x80;
+    garbage.push(transport_like);
+    for g in &garbage {
+        assert!(gw.handle_frame(Instant::now(), g).is_empty());
+    }
+    assert_eq!(tap.take().total(), 0, "nothing reached the homeserver");
+    assert_eq!(gw.total_bytes().http_requests, before);
+    assert!(gw.bytes(Op::Rejected).frames_in >= garbage.len() as u64 - 1);
+
+    // --- join by alias: a room introduction -----------------------------------------------------
+    let x = dev.request(
+        &mut gw,
+        &msg(
+            Kind::Confirmable,
+            Code::POST,
+            &[],
+            &[path("L"), path("#room:localhost")],
+            &[],
+        ),
+    );
+    let http = tap.take();
+    let r = Repr::parse_bytes(&x.response).unwrap();
+    assert_eq!(r.code, Code::CHANGED);
+    let mut intro = vec![0x82, 0x00, 0x78, room_id.len() as u8];
+    intro.extend_from_slice(room_id.as_bytes());
+    assert_eq!(r.payload, &intro[..], "[0, \"{room_id}\"]");
+    rows.push((
+        "join #room:localhost",
+        x.request_frame.len(),
+        x.response_frame.len(),
+        http.up,
+        http.down,
+    ));
+
+    // --- an error reaches the device with its errcode only ---------------------------------------
+    let x = dev.request(
+        &mut gw,
+        &msg(
+            Kind::Confirmable,
+            Code::POST,
+            &[],
+            &[path("L"), path("#nope:localhost")],
+            &[],
+        ),
+    );
+    let http = tap.take();
+    let r = Repr::parse_bytes(&x.response).unwrap();
+    assert_eq!(r.code, Code::NOT_FOUND);
+    assert_eq!(json_of(r.payload), json!({"errcode": "M_NOT_FOUND"}));
+    rows.push((
+        "join unknown alias (4.04)",
+        x.request_frame.len(),
+        x.response_frame.len(),
+        http.up,
+        http.down,
+    ));
+
+    // --- send "Hello": 32 bytes on air, its ACK 21 -------------------------------------------------
+    let hello = msg(
+        Kind::Confirmable,
+        Code::POST,
+        &[],
+        &[path("*")],
+        &[0x82, 0x00, 0x65, b'H', b'e', b'l', b'l', b'o'],
+    );
+    assert_eq!(
+        &hello[4..],
+        &[
+            0xb1, 0x2a, 0xff, 0x82, 0x00, 0x65, 0x48, 0x65, 0x6c, 0x6c, 0x6f
+        ]
+    );
+    let x = dev.request(&mut gw, &hello);
+    let http = tap.take();
+    assert_eq!(x.request_frame.len(), 32);
+    assert_eq!(x.response_frame.len(), 21);
+    let r = Repr::parse_bytes(&x.response).unwrap();
+    assert_eq!(
+        (r.kind, r.code, r.payload),
+        (Kind::Acknowledgement, Code::CHANGED, &[][..])
+    );
+    rows.push((
+        "send \"Hello\"",
+        x.request_frame.len(),
+        x.response_frame.len(),
+        http.up,
+        http.down,
+    ));
+    let hello_frame = x.request_frame.clone();
+    let hello_ack = x.response_frame.clone();
+    assert_eq!(
+        bodies(&bob.messages(&room_id, 20).unwrap(), "@alice:localhost"),
+        ["Hello"]
+    );
+
+    // A retransmission (byte-identical frame) is answered from the cache: the same ACK, one event.
+    tap.take();
+    let again = gw.handle_frame(Instant::now(), &hello_frame);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].frame, hello_ack);
+    assert_eq!(
+        tap.take().total(),
+        0,
+        "the retransmission did not reach the homeserver"
+    );
+    assert_eq!(
+        bodies(&bob.messages(&room_id, 20).unwrap(), "@alice:localhost"),
+        ["Hello"]
+    );
+
+    // --- register for events (Observe 0, TKL 0) -----------------------------------------------------
+    let observe = msg(
+        Kind::Confirmable,
+        Code::GET,
+        &[],
+        &[CoapOption::uint(OptionNumber::OBSERVE, 0), path("+")],
+        &[],
+    );
+    let x = dev.request(&mut gw, &observe);
+    let r = Repr::parse_bytes(&x.response).unwrap();
+    assert_eq!(r.code, Code::CONTENT);
+    assert!(r.option(OptionNumber::OBSERVE).is_some());
+    rows.push((
+        "register events (+)",
+        x.request_frame.len(),
+        x.response_frame.len(),
+        0,
+        0,
+    ));
+    // Let the initial sync ("now") complete before Bob speaks.
+    let end = Instant::now() + Duration::from_secs(10);
+    while gw.db().device(&dev_key(&dev)).unwrap().next_batch.is_none() {
+        assert!(gw.poll(Instant::now()).is_empty());
+        assert!(Instant::now() < end, "initial sync did not complete");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Bob replies; the device gets it as a notification, the sender introduced.
+    bob.send_text(&room_id, "b1", "Hi").unwrap();
+    let (frame, m, ticket) = dev.notification(&mut gw);
+    let r = Repr::parse_bytes(&m).unwrap();
+    assert_eq!((r.kind, r.code), (Kind::Confirmable, Code::CONTENT));
+    assert_eq!(r.option(OptionNumber::OBSERVE).unwrap().value_uint(), Ok(1));
+    let mut expect = vec![0x83, 0x00, 0x82, 0x00, 0x6e];
+    expect.extend_from_slice(b"@bob:localhost");
+    expect.extend_from_slice(&[0x62, b'H', b'i']);
+    assert_eq!(
+        r.payload,
+        &expect[..],
+        "[0, [0, \"@bob:localhost\"], \"Hi\"]"
+    );
+    assert_eq!(frame.len(), 1 + 4 + 2 + 1 + expect.len() + 16);
+    // 46 bytes: the ≤ 44 budget is for a known sender (below).
+    assert_eq!(frame.len(), 46);
+    let ack = dev.ack(&mut gw, ticket);
+    assert_eq!(ack.len(), 21);
+    rows.push((
+        "notification \"Hi\" (sender introduced)",
+        ack.len(),
+        frame.len(),
+        0,
+        0,
+    ));
+
+    // Known room and sender: payload 83 00 00 62 59 6f, frame 30 bytes.
+    bob.send_text(&room_id, "b2", "Yo").unwrap();
+    let (frame, m, ticket) = dev.notification(&mut gw);
+    let r = Repr::parse_bytes(&m).unwrap();
+    assert_eq!(r.option(OptionNumber::OBSERVE).unwrap().value_uint(), Ok(2));
+    assert_eq!(r.payload, &[0x83, 0x00, 0x00, 0x62, b'Y', b'o']);
+    assert_eq!(frame.len(), 30);
+    assert!(frame.len() <= 44);
+    dev.ack(&mut gw, ticket);
+    rows.push(("notification \"Yo\" (known sender)", 21, frame.len(), 0, 0));
+    assert!(!gw.has_pending_notifications());
+
+    // --- a notification whose ACK is lost, then a gateway restart --------------------------------
+    bob.send_text(&room_id, "b3", "R1").unwrap();
+    let (_, m, _lost_ticket) = dev.notification(&mut gw);
+    let r = Repr::parse_bytes(&m).unwrap();
+    assert_eq!(r.option(OptionNumber::OBSERVE).unwrap().value_uint(), Ok(3));
+    assert_eq!(&r.payload[3..], b"bR1");
+    let per_op: Vec<_> = [
+        Op::Handshake,
+        Op::Login,
+        Op::Join,
+        Op::Send,
+        Op::Observe,
+        Op::Notification,
+        Op::Rejected,
+    ]
+    .into_iter()
+    .map(|op| (op, gw.bytes(op)))
+    .collect();
+    drop(gw);
+    bob.send_text(&room_id, "b4", "R2").unwrap();
+    let mut gw = open_gw(data.path(), &tap.base_url());
+
+    // R1 again with the same sequence number (the device drops it as ≤ its last, or takes it
+    // if it never got it), then R2; nothing lost, nothing duplicated.
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let (_, m, ticket) = dev.notification(&mut gw);
+        let r = Repr::parse_bytes(&m).unwrap();
+        got.push((
+            r.option(OptionNumber::OBSERVE)
+                .unwrap()
+                .value_uint()
+                .unwrap(),
+            r.payload.to_vec(),
+        ));
+        dev.ack(&mut gw, ticket);
+    }
+    assert_eq!(
+        got,
+        [
+            (3, vec![0x83, 0x00, 0x00, 0x62, b'R', b'1']),
+            (4, vec![0x83, 0x00, 0x00, 0x62, b'R', b'2'])
+        ]
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        gw.poll(Instant::now()).is_empty(),
+        "no duplicate after the restart"
+    );
+
+    // --- the Hello retransmitted after the restart: still one event -----------------------------
+    let again = gw.handle_frame(Instant::now(), &hello_frame);
+    assert!(again.len() <= 1);
+    if let Some(t) = again.first() {
+        assert_eq!(t.frame, hello_ack, "answered from the persisted cache");
+    }
+    // A new send after the restart works and is a second, distinct event.
+    let x = dev.request(
+        &mut gw,
+        &msg(
+            Kind::Confirmable,
+            Code::POST,
+            &[],
+            &[path("*")],
+            &[0x82, 0x00, 0x62, b'O', b'k'],
+        ),
+    );
+    assert_eq!(Repr::parse_bytes(&x.response).unwrap().code, Code::CHANGED);
+    assert_eq!(
+        bodies(&bob.messages(&room_id, 30).unwrap(), "@alice:localhost"),
+        ["Hello", "Ok"]
+    );
+
+    println!("\noperation | air in | air out | HTTP up | HTTP down (TCP, exact)");
+    for (name, a, b, u, d) in &rows {
+        println!("{name} | {a} | {b} | {u} | {d}");
+    }
+    println!(
+        "\ngateway counters before the restart (HTTP: request line, auth, body / status line, body):"
+    );
+    println!("{http_before_restart:?}");
+    for op in [
+        Op::Handshake,
+        Op::Login,
+        Op::Join,
+        Op::Send,
+        Op::Observe,
+        Op::Notification,
+        Op::Rejected,
+    ] {
+        println!("{op:?}: {:?}", gw.bytes(op));
+    }
+}
+
+fn dev_key(dev: &Device) -> String {
+    dev.pipe
+        .public_key()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
