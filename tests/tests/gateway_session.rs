@@ -470,17 +470,8 @@ fn session_layer_against_real_synapse() {
     println!(
         "\ngateway counters before the restart (HTTP: request line, auth, body / status line, body):"
     );
-    println!("{http_before_restart:?}");
-    for op in [
-        Op::Handshake,
-        Op::Login,
-        Op::Join,
-        Op::Send,
-        Op::Observe,
-        Op::Notification,
-        Op::Rejected,
-    ] {
-        println!("{op:?}: {:?}", gw.bytes(op));
+    for (op, b) in per_op {
+        println!("{op:?}: {b:?}");
     }
 }
 

@@ -366,6 +366,7 @@ pub struct SessionGateway {
     bytes: HashMap<Op, OpBytes>,
     sync_tx: Sender<SyncMsg>,
     sync_rx: Receiver<SyncMsg>,
+    last_rx_cid: Option<u8>,
 }
 
 impl std::fmt::Debug for SessionGateway {
@@ -409,6 +410,7 @@ impl SessionGateway {
             bytes: HashMap::new(),
             sync_tx,
             sync_rx,
+            last_rx_cid: None,
         };
         for cid in 1..=u8::MAX {
             let Some(key) = gw.pipe.remote_static(cid) else {
@@ -424,6 +426,13 @@ impl SessionGateway {
             }
         }
         Ok(gw)
+    }
+
+    /// The connection ID of the last frame [`handle_frame`](Self::handle_frame) accepted as
+    /// authentic (`None` if it dropped it): drivers route later frames for that session (e.g.
+    /// notifications) to where it came from.
+    pub fn last_rx_cid(&self) -> Option<u8> {
+        self.last_rx_cid
     }
 
     /// The gateway's Noise static public key (devices pin it on first contact).
@@ -480,6 +489,7 @@ impl SessionGateway {
     /// that fails authentication or parsing is logged and dropped (nothing is sent, nothing
     /// reaches the homeserver).
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> Vec<Transmit> {
+        self.last_rx_cid = None;
         let mut out = vec![0u8; frame.len().max(512) + 64];
         let received = match self.pipe.open(&mut self.rng, frame, &mut out) {
             Ok(r) => r,
@@ -491,6 +501,7 @@ impl SessionGateway {
         };
         match received {
             Received::Handshake { cid, len } => {
+                self.last_rx_cid = Some(cid);
                 self.air_in(Op::Handshake, frame.len());
                 self.air_out(Op::Handshake, len);
                 debug!(cid, len, "handshake step");
@@ -501,6 +512,7 @@ impl SessionGateway {
             }
             Received::NeedRequest => Vec::new(),
             Received::Duplicate { cid, mid, kind } => {
+                self.last_rx_cid = Some(cid);
                 let cached = self
                     .pipe
                     .remote_static(cid)
@@ -519,6 +531,7 @@ impl SessionGateway {
                 }
             }
             Received::Message { cid, len, ticket } => {
+                self.last_rx_cid = Some(cid);
                 let Some(key) = self.pipe.remote_static(cid) else {
                     warn!(
                         cid,
