@@ -482,3 +482,218 @@ fn dev_key(dev: &Device) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+// --- through the real `trickle gateway` binary, over a Unix socket with SLIP ------------------
+
+/// The `trickle` binary of this build (built on demand, same target directory).
+fn trickle_bin() -> std::path::PathBuf {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "trickle-cli", "--bin", "trickle"])
+        .status()
+        .expect("running cargo build");
+    assert!(status.success(), "building the trickle binary");
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    dir.join("trickle")
+}
+
+struct SlipLink {
+    stream: std::os::unix::net::UnixStream,
+    dec: trickle_core::wire::slip::Decoder<2048>,
+}
+
+impl SlipLink {
+    fn send(&mut self, frame: &[u8]) {
+        use std::io::Write;
+        let mut out = vec![0u8; trickle_core::wire::slip::encoded_len(frame)];
+        let n = trickle_core::wire::slip::encode(frame, &mut out).unwrap();
+        self.stream.write_all(&out[..n]).unwrap();
+    }
+
+    fn recv(&mut self) -> Vec<u8> {
+        use std::io::Read;
+        let mut b = [0u8; 1];
+        loop {
+            let n = self
+                .stream
+                .read(&mut b)
+                .expect("frame from the gateway in time");
+            assert_eq!(n, 1, "gateway closed the link");
+            if let Some(r) = self.dec.push(b[0]) {
+                return r.unwrap().to_vec();
+            }
+        }
+    }
+
+    /// One request (first contact: XX carrying it) → the response message.
+    fn request(&mut self, dev: &mut Device, m: &[u8]) -> (usize, usize, Vec<u8>) {
+        let mut f = [0u8; 600];
+        let mut p = [0u8; 600];
+        let mut s = dev.pipe.seal(&mut dev.rng, m, &mut f).unwrap();
+        if !s.carried {
+            self.send(&f[..s.len]);
+            let reply = self.recv();
+            assert_eq!(
+                dev.pipe.open(&reply, &mut p).unwrap(),
+                Received::NeedRequest
+            );
+            s = dev.pipe.seal(&mut dev.rng, m, &mut f).unwrap();
+        }
+        self.send(&f[..s.len]);
+        let resp = self.recv();
+        let Received::Message { len, .. } = dev.pipe.open(&resp, &mut p).unwrap() else {
+            panic!("expected a response")
+        };
+        (s.len, resp.len(), p[..len].to_vec())
+    }
+}
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_gateway(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    homeserver: &str,
+) -> (Child, SlipLink) {
+    let sock = dir.join("gw.sock");
+    let _ = std::fs::remove_file(&sock);
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "homeserver = \"{homeserver}\"\ndata_dir = \"{}\"\nbitrate = 1000000\nsync_timeout_ms = 1000\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(bin)
+        .arg("gateway")
+        .arg("--config")
+        .arg(&config)
+        .arg("--unix")
+        .arg(&sock)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("starting trickle gateway");
+    let child = Child(child);
+    let end = Instant::now() + Duration::from_secs(20);
+    let stream = loop {
+        if let Ok(s) = std::os::unix::net::UnixStream::connect(&sock) {
+            break s;
+        }
+        assert!(
+            Instant::now() < end,
+            "trickle gateway did not open its socket"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    (
+        child,
+        SlipLink {
+            stream,
+            dec: trickle_core::wire::slip::Decoder::new(),
+        },
+    )
+}
+
+#[test]
+fn trickle_gateway_binary_over_unix_socket() {
+    let bin = trickle_bin();
+    let synapse = Synapse::start().expect("Synapse must start for this test");
+    let bob = synapse.user("bob", BOB_PW).unwrap();
+    synapse.register_user("alice", ALICE_PW).unwrap();
+    let room_id = bob
+        .create_room(&json!({"room_alias_name": "room", "preset": "public_chat"}))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Device {
+        pipe: Initiator::new(
+            RamStorage::new(),
+            Config::DEVICE,
+            &mut ChaCha20Rng::from_seed([9; 32]),
+        )
+        .unwrap(),
+        rng: ChaCha20Rng::from_seed([10; 32]),
+    };
+    let (child, mut link) = spawn_gateway(&bin, dir.path(), &synapse.base_url());
+    let login = cbor(&json!({
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": "alice"},
+        "password": ALICE_PW,
+    }));
+    let (_, _, m) = link.request(
+        &mut dev,
+        &msg(Kind::Confirmable, Code::POST, &[], &[path("1")], &login),
+    );
+    let r = Repr::parse_bytes(&m).unwrap();
+    assert_eq!(r.code, Code::CHANGED);
+    assert_eq!(json_of(r.payload)["user_id"], "@alice:localhost");
+    let (_, _, m) = link.request(
+        &mut dev,
+        &msg(
+            Kind::Confirmable,
+            Code::POST,
+            &[],
+            &[path("L"), path("#room:localhost")],
+            &[],
+        ),
+    );
+    assert_eq!(Repr::parse_bytes(&m).unwrap().code, Code::CHANGED);
+    // Garbage on the link (bad SLIP escape, then a forged frame) does not stop the gateway.
+    {
+        use std::io::Write;
+        link.stream
+            .write_all(&[0xC0, 0x41, 0xDB, 0x00, 0xC0])
+            .unwrap();
+    }
+    link.send(&[
+        1, 0x40, 0x02, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+    ]);
+    let hello = msg(
+        Kind::Confirmable,
+        Code::POST,
+        &[],
+        &[path("*")],
+        &[0x82, 0x00, 0x65, b'H', b'e', b'l', b'l', b'o'],
+    );
+    let (req_len, resp_len, m) = link.request(&mut dev, &hello);
+    assert_eq!((req_len, resp_len), (32, 21));
+    assert_eq!(Repr::parse_bytes(&m).unwrap().code, Code::CHANGED);
+    assert_eq!(
+        bodies(&bob.messages(&room_id, 20).unwrap(), "@alice:localhost"),
+        ["Hello"]
+    );
+
+    // Stop the process (SIGTERM) and start it again: the session, binding and aliases persist.
+    drop(link);
+    drop(child);
+    let (_child, mut link) = spawn_gateway(&bin, dir.path(), &synapse.base_url());
+    let (req_len, _, m) = link.request(
+        &mut dev,
+        &msg(
+            Kind::Confirmable,
+            Code::POST,
+            &[],
+            &[path("*")],
+            &[0x82, 0x00, 0x62, b'O', b'k'],
+        ),
+    );
+    assert_eq!(req_len, 29);
+    assert_eq!(Repr::parse_bytes(&m).unwrap().code, Code::CHANGED);
+    assert_eq!(
+        bodies(&bob.messages(&room_id, 20).unwrap(), "@alice:localhost"),
+        ["Hello", "Ok"]
+    );
+}
