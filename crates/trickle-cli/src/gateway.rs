@@ -339,9 +339,7 @@ pub fn run(args: GatewayArgs) -> Result<()> {
     let mut routes: HashMap<u8, Peer> = HashMap::new();
     let send = |peer: Peer, frame: &[u8]| match peer {
         Peer::Udp(addr) => {
-            if let Some(sock) = &udp
-                && let Err(e) = sock.send_to(frame, addr)
-            {
+            if let Some(Err(e)) = udp.as_ref().map(|sock| sock.send_to(frame, addr)) {
                 warn!(%addr, error = %e, "UDP send failed");
             }
         }
@@ -349,9 +347,10 @@ pub fn run(args: GatewayArgs) -> Result<()> {
             let mut out = vec![0u8; slip::encoded_len(frame)];
             let n = slip::encode(frame, &mut out).unwrap_or(0);
             let mut streams = streams.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(w) = streams.get_mut(&id)
-                && (w.write_all(&out[..n]).is_err() || w.flush().is_err())
-            {
+            let failed = streams
+                .get_mut(&id)
+                .is_some_and(|w| w.write_all(&out[..n]).is_err() || w.flush().is_err());
+            if failed {
                 warn!(stream = id, "stream write failed");
             }
         }

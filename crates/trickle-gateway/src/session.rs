@@ -418,9 +418,7 @@ impl SessionGateway {
             };
             let device = hex(&key);
             gw.cids.insert(device.clone(), cid);
-            if let Ok(rec) = gw.db.device(&device)
-                && let Some(token) = rec.observe_token
-            {
+            if let Some(token) = gw.db.device(&device).ok().and_then(|r| r.observe_token) {
                 info!(%device, cid, "resuming event delivery after restart");
                 gw.start_observer(&device, token);
             }
@@ -1315,5 +1313,90 @@ impl SyncThread {
             }
             self.since = Some(batch.next_batch);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn txn_id_is_hash_prefix_and_counter() {
+        let key = [0u8; 32];
+        let d = Blake2s256::digest(key);
+        let expect = format!("t{}.42", hex(&d[..8]));
+        assert_eq!(txn_id(&key, 42), expect);
+        assert_eq!(txn_id(&key, 42).len(), 1 + 16 + 1 + 2);
+        assert_ne!(txn_id(&key, 42), txn_id(&key, 43));
+        assert_ne!(txn_id(&key, 42), txn_id(&[1; 32], 42));
+    }
+
+    #[test]
+    fn send_payloads_parse_and_garbage_is_refused() {
+        assert_eq!(
+            read_array(&[0x82, 0x00, 0x65, b'H', b'e', b'l', b'l', b'o']),
+            Some(vec![Item::Uint(0), Item::Text("Hello")])
+        );
+        assert_eq!(
+            read_array(&[
+                0x83, 0x61, b'!', 0x61, b'x', 0x66, b'm', b'.', b'n', b'o', b't', b'e'
+            ]),
+            Some(vec![Item::Text("!"), Item::Text("x"), Item::Text("m.note")])
+        );
+        assert_eq!(read_array(&[0x82, 0x00]), None, "truncated");
+        assert_eq!(
+            read_array(&[0x82, 0x00, 0x00, 0x00]),
+            None,
+            "trailing bytes"
+        );
+        assert_eq!(read_array(&[0x9f, 0x00, 0xff]), None, "indefinite length");
+        assert_eq!(
+            read_array(&[0x82, 0x00, 0x62, 0xff, 0xfe]),
+            None,
+            "bad UTF-8"
+        );
+        assert_eq!(
+            read_array(&[
+                0x82, 0x00, 0x7b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+            ]),
+            None
+        );
+        // Every 1..3-byte input and a pseudo-random sweep: never a panic.
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                let _ = read_array(&[a, b]);
+                let _ = read_array(&[0x82, a, b]);
+                let _ = read_item(&[a, b, 0x00]);
+            }
+        }
+    }
+
+    #[test]
+    fn cbor_heads_are_shortest() {
+        let mut v = Vec::new();
+        for n in [0u64, 23, 24, 255, 256, 65535, 65536] {
+            cbor_head(&mut v, 0, n);
+        }
+        assert_eq!(
+            v,
+            [
+                0x00, 0x17, 0x18, 0x18, 0x18, 0xff, 0x19, 0x01, 0x00, 0x19, 0xff, 0xff, 0x1a, 0x00,
+                0x01, 0x00, 0x00
+            ]
+        );
+        let mut t = Vec::new();
+        cbor_text(&mut t, "Hi");
+        assert_eq!(t, [0x62, b'H', b'i']);
+    }
+
+    #[test]
+    fn ack_timeout_follows_the_link() {
+        let lora = SessionConfig::default();
+        assert_eq!(lora.ack_timeout(), Duration::from_millis(42_800));
+        let fast = SessionConfig {
+            bitrate: 1_000_000,
+            ..lora
+        };
+        assert_eq!(fast.ack_timeout(), Duration::from_millis(2_004));
     }
 }
