@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use trickle_core::cbor::Table as CborTable;
 use trickle_core::noise::pipe::{Config, Initiator, Received};
 use trickle_core::noise::storage::RamStorage;
-use trickle_core::wire::coap::{CoapOption, Code, Kind, OptionNumber, Repr};
+use trickle_core::wire::coap::{Block, CoapOption, Code, Kind, OptionNumber, Repr};
 use trickle_gateway::translate::{cbor_bytes_to_json, json_bytes_to_cbor};
 use trickle_gateway::{
     ClientConfig, HomeserverClient, Op, SessionConfig, SessionGateway, Transmit,
@@ -223,6 +223,42 @@ fn session_layer_against_real_synapse() {
     assert_eq!(tap.take().total(), 0, "nothing reached the homeserver");
     assert_eq!(gw.total_bytes().http_requests, before);
     assert!(gw.bytes(Op::Rejected).frames_in >= garbage.len() as u64 - 1);
+
+    // --- a response larger than the frame limit comes in Block2 blocks --------------------------
+    let mut body = Vec::new();
+    let mut num = 0u32;
+    let mut szx = 6u8;
+    loop {
+        let mut opts = vec![path("0")];
+        if num > 0 {
+            let b = Block {
+                num,
+                more: false,
+                szx,
+            };
+            opts.push(b.option(OptionNumber::BLOCK2).unwrap());
+        }
+        tap.take();
+        let x = dev.request(&mut gw, &msg(Kind::Confirmable, Code::GET, &[], &opts, &[]));
+        let http = tap.take();
+        assert!(x.response_frame.len() <= 255, "every frame fits the link");
+        if num > 0 {
+            assert_eq!(http.total(), 0, "later blocks are served from the gateway");
+        }
+        let r = Repr::parse_bytes(&x.response).unwrap();
+        assert_eq!(r.code, Code::CONTENT);
+        let b = Block::decode(r.option(OptionNumber::BLOCK2).expect("Block2").value()).unwrap();
+        assert_eq!(b.num, num);
+        szx = b.szx;
+        assert_eq!(szx, 3, "largest block that fits 255 bytes: 128");
+        body.extend_from_slice(r.payload);
+        if !b.more {
+            break;
+        }
+        num += 1;
+    }
+    assert!(num >= 1, "the versions answer needs more than one block");
+    assert!(json_of(&body)["versions"].is_array());
 
     // --- join by alias: a room introduction -----------------------------------------------------
     let x = dev.request(

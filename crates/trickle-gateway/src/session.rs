@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use tracing::{debug, info, warn};
 use trickle_core::noise::pipe::{Config as PipeConfig, PipeError, Received, Responder};
 use trickle_core::noise::storage::FileStorage;
-use trickle_core::wire::coap::{CoapOption, Code, Kind, OptionNumber, Repr};
+use trickle_core::wire::coap::{Block, CoapOption, Code, Kind, OptionNumber, Repr};
 
 use crate::alias::{AliasKind, AliasStore};
 use crate::client::{HomeserverClient, HttpRequest, HttpResponse, Method, encode_segment};
@@ -367,6 +367,9 @@ pub struct SessionGateway {
     sync_tx: Sender<SyncMsg>,
     sync_rx: Receiver<SyncMsg>,
     last_rx_cid: Option<u8>,
+    /// Per device: the last response too large for one frame (code path, response), served
+    /// block by block (Block2).
+    blocks: HashMap<String, (Vec<u8>, CompactResponse)>,
 }
 
 impl std::fmt::Debug for SessionGateway {
@@ -411,6 +414,7 @@ impl SessionGateway {
             sync_tx,
             sync_rx,
             last_rx_cid: None,
+            blocks: HashMap::new(),
         };
         for cid in 1..=u8::MAX {
             let Some(key) = gw.pipe.remote_static(cid) else {
@@ -551,11 +555,34 @@ impl SessionGateway {
                     return self.on_answer(now, &device, req.kind, req.message_id);
                 };
                 let counter = ticket.counter();
-                let (op, resp, observe) = self.handle_request(&device, &key, &req, counter);
+                let path = req
+                    .option(OptionNumber::URI_PATH)
+                    .map(|o| o.value().to_vec())
+                    .unwrap_or_default();
+                let block2 = req
+                    .option(OptionNumber::BLOCK2)
+                    .and_then(|o| Block::decode(o.value()).ok());
+                let stored = match block2 {
+                    Some(b) if b.num > 0 => self
+                        .blocks
+                        .get(&device)
+                        .filter(|(p, _)| *p == path)
+                        .map(|(_, r)| r.clone()),
+                    _ => None,
+                };
+                let (op, resp, observe) = match stored {
+                    // A later block of a stored large response: no homeserver call.
+                    Some(r) => (Op::Other, r, None),
+                    None => self.handle_request(&device, &key, &req, counter),
+                };
                 self.air_in(op, frame.len());
+                let (resp, block) = self.fit_frame(&device, path, &req, resp, block2);
                 let mut repr = resp.to_repr(&req, 0);
                 if let Some(seq) = observe {
                     let _ = repr.push_option(CoapOption::uint(OptionNumber::OBSERVE, seq));
+                }
+                if let Some(b) = block.and_then(|b| b.option(OptionNumber::BLOCK2).ok()) {
+                    let _ = repr.push_option(b);
                 }
                 let mut msg = vec![0u8; repr.buffer_len()];
                 let n = repr.emit(&mut msg).unwrap_or(0);
@@ -592,6 +619,57 @@ impl SessionGateway {
                 }
             }
         }
+    }
+
+    /// Cuts a response whose frame would exceed the link's frame limit into Block2 blocks
+    /// (RFC 7959): returns the block asked for (block 0 unless the request carries Block2) and
+    /// its Block2 value, and keeps the whole response for the following block requests.
+    fn fit_frame(
+        &mut self,
+        device: &str,
+        path: Vec<u8>,
+        req: &Repr<'_>,
+        resp: CompactResponse,
+        asked: Option<Block>,
+    ) -> (CompactResponse, Option<Block>) {
+        // Header + token + Content-Format/Max-Age (≤ 8) + Block2 (≤ 4) + payload marker.
+        let overhead = PIPE_OVERHEAD + 4 + req.token.len() + 8 + 4 + 1;
+        if asked.is_none() && overhead + resp.payload.len() <= self.config.max_frame {
+            return (resp, None);
+        }
+        let room = self.config.max_frame.saturating_sub(overhead);
+        let mut szx = (0..=6u8)
+            .rev()
+            .find(|s| (1usize << (s + 4)) <= room)
+            .unwrap_or(0);
+        if let Some(b) = asked {
+            szx = szx.min(b.szx);
+        }
+        let num = asked.map_or(0, |b| b.num);
+        let size = 1usize << (szx + 4);
+        let start = (num as usize).saturating_mul(size);
+        if start >= resp.payload.len() && !(start == 0 && resp.payload.is_empty()) {
+            return (
+                CompactResponse::gateway_error(
+                    Code::BAD_OPTION,
+                    "M_INVALID_PARAM",
+                    Dialect::TrickleV1,
+                ),
+                None,
+            );
+        }
+        let end = (start + size).min(resp.payload.len());
+        let more = end < resp.payload.len();
+        let part = CompactResponse {
+            payload: resp.payload.get(start..end).unwrap_or_default().to_vec(),
+            ..resp.clone()
+        };
+        if more {
+            self.blocks.insert(device.to_owned(), (path, resp));
+        } else {
+            self.blocks.remove(device);
+        }
+        (part, Some(Block { num, more, szx }))
     }
 
     /// Drains `/sync` results and runs the retransmission timers; returns the frames to send.
