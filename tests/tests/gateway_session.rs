@@ -360,6 +360,39 @@ fn session_layer_against_real_synapse() {
         ["Hello"]
     );
 
+    // --- a request larger than a block: Block1 (64-byte blocks), 2.31 Continue then 2.04 ------
+    let long = "x".repeat(100);
+    let mut payload = vec![0x82, 0x00, 0x78, 100];
+    payload.extend_from_slice(long.as_bytes());
+    let parts = [&payload[..64], &payload[64..]];
+    for (num, part) in parts.iter().enumerate() {
+        let more = num == 0;
+        let b = Block {
+            num: num as u32,
+            more,
+            szx: 2,
+        };
+        let x = dev.request(
+            &mut gw,
+            &msg(
+                Kind::Confirmable,
+                Code::POST,
+                &[],
+                &[path("*"), b.option(OptionNumber::BLOCK1).unwrap()],
+                part,
+            ),
+        );
+        let r = Repr::parse_bytes(&x.response).unwrap();
+        assert_eq!(r.code, if more { Code::CONTINUE } else { Code::CHANGED });
+        let echoed = Block::decode(r.option(OptionNumber::BLOCK1).unwrap().value()).unwrap();
+        assert_eq!(echoed, b);
+    }
+    tap.take();
+    assert_eq!(
+        bodies(&bob.messages(&room_id, 20).unwrap(), "@alice:localhost"),
+        ["Hello", long.as_str()]
+    );
+
     // --- register for events (Observe 0, TKL 0) -----------------------------------------------------
     let observe = msg(
         Kind::Confirmable,
@@ -496,7 +529,7 @@ fn session_layer_against_real_synapse() {
     assert_eq!(Repr::parse_bytes(&x.response).unwrap().code, Code::CHANGED);
     assert_eq!(
         bodies(&bob.messages(&room_id, 30).unwrap(), "@alice:localhost"),
-        ["Hello", "Ok"]
+        ["Hello", long.as_str(), "Ok"]
     );
 
     println!("\noperation | air in | air out | HTTP up | HTTP down (TCP, exact)");

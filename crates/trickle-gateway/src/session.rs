@@ -42,6 +42,8 @@ pub const MAX_SESSIONS: usize = 64;
 pub const PIPE_OVERHEAD: usize = 17;
 /// RFC 7252 MAX_RETRANSMIT.
 pub const MAX_RETRANSMIT: u32 = 4;
+/// Largest request body reassembled from Block1 blocks.
+pub const MAX_UPLOAD: usize = 16 * 1024;
 /// Responses remembered per device for retransmitted requests (persisted).
 const CACHE_PER_SESSION: usize = 8;
 
@@ -370,6 +372,8 @@ pub struct SessionGateway {
     /// Per device: the last response too large for one frame (code path, response), served
     /// block by block (Block2).
     blocks: HashMap<String, (Vec<u8>, CompactResponse)>,
+    /// Per device: a Block1 request body being received (code path, bytes so far).
+    uploads: HashMap<String, (Vec<u8>, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for SessionGateway {
@@ -415,6 +419,7 @@ impl SessionGateway {
             sync_rx,
             last_rx_cid: None,
             blocks: HashMap::new(),
+            uploads: HashMap::new(),
         };
         for cid in 1..=u8::MAX {
             let Some(key) = gw.pipe.remote_static(cid) else {
@@ -570,10 +575,44 @@ impl SessionGateway {
                         .map(|(_, r)| r.clone()),
                     _ => None,
                 };
-                let (op, resp, observe) = match stored {
+                let block1 = req
+                    .option(OptionNumber::BLOCK1)
+                    .and_then(|o| Block::decode(o.value()).ok());
+                let mut assembled = Vec::new();
+                let mut block1_answer = None;
+                let mut early = None;
+                if let (Some(b1), None) = (block1, &stored) {
+                    let up = self.uploads.entry(device.clone()).or_default();
+                    if b1.num == 0 {
+                        *up = (path.clone(), Vec::new());
+                    }
+                    let err = |c, e| CompactResponse::gateway_error(c, e, Dialect::TrickleV1);
+                    if up.0 != path || up.1.len() != b1.offset() {
+                        self.uploads.remove(&device);
+                        early = Some(err(Code::REQUEST_ENTITY_INCOMPLETE, "M_INCOMPLETE"));
+                    } else if up.1.len() + req.payload.len() > MAX_UPLOAD {
+                        self.uploads.remove(&device);
+                        early = Some(err(Code::REQUEST_ENTITY_TOO_LARGE, "M_TOO_LARGE"));
+                    } else {
+                        up.1.extend_from_slice(req.payload);
+                        block1_answer = Some(b1);
+                        if b1.more {
+                            early = Some(CompactResponse::bare(Code::CONTINUE));
+                        } else if let Some((_, body)) = self.uploads.remove(&device) {
+                            assembled = body;
+                        }
+                    }
+                }
+                let mut full = req.clone();
+                if block1.is_some() && early.is_none() {
+                    full.options.retain(|o| o.number != OptionNumber::BLOCK1);
+                    full.payload = &assembled;
+                }
+                let (op, resp, observe) = match (stored, early) {
                     // A later block of a stored large response: no homeserver call.
-                    Some(r) => (Op::Other, r, None),
-                    None => self.handle_request(&device, &key, &req, counter),
+                    (Some(r), _) => (Op::Other, r, None),
+                    (None, Some(r)) => (Op::Other, r, None),
+                    (None, None) => self.handle_request(&device, &key, &full, counter),
                 };
                 self.air_in(op, frame.len());
                 let (resp, block) = self.fit_frame(&device, path, &req, resp, block2);
@@ -582,6 +621,9 @@ impl SessionGateway {
                     let _ = repr.push_option(CoapOption::uint(OptionNumber::OBSERVE, seq));
                 }
                 if let Some(b) = block.and_then(|b| b.option(OptionNumber::BLOCK2).ok()) {
+                    let _ = repr.push_option(b);
+                }
+                if let Some(b) = block1_answer.and_then(|b| b.option(OptionNumber::BLOCK1).ok()) {
                     let _ = repr.push_option(b);
                 }
                 let mut msg = vec![0u8; repr.buffer_len()];
