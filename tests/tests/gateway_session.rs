@@ -510,11 +510,18 @@ fn session_layer_against_real_synapse() {
     );
 
     // --- the Hello retransmitted after the restart: still one event -----------------------------
+    let http_before = gw.total_bytes().http_requests;
     let again = gw.handle_frame(Instant::now(), &hello_frame);
-    assert!(again.len() <= 1);
-    if let Some(t) = again.first() {
-        assert_eq!(t.frame, hello_ack, "answered from the persisted cache");
-    }
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        again[0].frame, hello_ack,
+        "answered from the persisted cache"
+    );
+    assert_eq!(gw.total_bytes().http_requests, http_before);
+    // A forged variant of it (one bit flipped) gets nothing.
+    let mut forged = hello_frame.clone();
+    forged[10] ^= 4;
+    assert!(gw.handle_frame(Instant::now(), &forged).is_empty());
     // A new send after the restart works and is a second, distinct event.
     let x = dev.request(
         &mut gw,

@@ -31,8 +31,9 @@ pub(crate) fn migrate_1_to_2(conn: &Connection) -> Result<(), AliasError> {
          );
          CREATE TABLE IF NOT EXISTS response (
              device TEXT    NOT NULL,
-             mid    INTEGER NOT NULL,
-             frame  BLOB    NOT NULL,
+             mid     INTEGER NOT NULL,
+             request BLOB    NOT NULL,
+             frame   BLOB    NOT NULL,
              at     INTEGER NOT NULL,
              PRIMARY KEY (device, mid)
          );
@@ -60,6 +61,9 @@ pub struct DeviceRecord {
     /// Token of the device's `+` registration, if registered.
     pub observe_token: Option<Vec<u8>>,
 }
+
+/// A cached response: (BLAKE2s-256 digest of the request frame, response frame).
+pub type CachedResponse = (Vec<u8>, Vec<u8>);
 
 fn kind_code(kind: AliasKind) -> i64 {
     match kind {
@@ -180,12 +184,13 @@ impl AliasStore {
 
 impl AliasStore {
     /// Remembers the response frame sent for the request `mid` of `device` (the newest
-    /// `keep` per device are kept), so a retransmitted request is answered byte for byte, also
-    /// after a restart.
+    /// `keep` per device are kept), with a digest of the request frame, so a retransmitted
+    /// request is answered byte for byte, also after a restart.
     pub fn cache_response(
         &self,
         device: &str,
         mid: u16,
+        request_digest: &[u8],
         frame: &[u8],
         keep: usize,
     ) -> Result<(), AliasError> {
@@ -195,8 +200,9 @@ impl AliasStore {
             |r| r.get(0),
         )?;
         self.conn.execute(
-            "INSERT OR REPLACE INTO response (device, mid, frame, at) VALUES (?1, ?2, ?3, ?4)",
-            params![device, i64::from(mid), frame, at],
+            "INSERT OR REPLACE INTO response (device, mid, request, frame, at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![device, i64::from(mid), request_digest, frame, at],
         )?;
         self.conn.execute(
             "DELETE FROM response WHERE device = ?1 AND at < ?2",
@@ -205,14 +211,19 @@ impl AliasStore {
         Ok(())
     }
 
-    /// The response frame cached for the request `mid` of `device`.
-    pub fn cached_response(&self, device: &str, mid: u16) -> Result<Option<Vec<u8>>, AliasError> {
+    /// The response frame cached for the request `mid` of `device`, with the digest of the
+    /// request frame it answered.
+    pub fn cached_response(
+        &self,
+        device: &str,
+        mid: u16,
+    ) -> Result<Option<CachedResponse>, AliasError> {
         Ok(self
             .conn
             .query_row(
-                "SELECT frame FROM response WHERE device = ?1 AND mid = ?2",
+                "SELECT request, frame FROM response WHERE device = ?1 AND mid = ?2",
                 params![device, i64::from(mid)],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
     }
@@ -268,11 +279,18 @@ mod tests {
         assert!(db.is_introduced("d", AliasKind::Room, 0).unwrap());
         assert!(!db.is_introduced("d", AliasKind::User, 0).unwrap());
         for mid in 0..10u16 {
-            db.cache_response("d", mid, &[mid as u8], 8).unwrap();
+            db.cache_response("d", mid, &[0xAA], &[mid as u8], 8)
+                .unwrap();
         }
         assert_eq!(db.cached_response("d", 1).unwrap(), None);
-        assert_eq!(db.cached_response("d", 2).unwrap(), Some(vec![2]));
-        assert_eq!(db.cached_response("d", 9).unwrap(), Some(vec![9]));
+        assert_eq!(
+            db.cached_response("d", 2).unwrap(),
+            Some((vec![0xAA], vec![2]))
+        );
+        assert_eq!(
+            db.cached_response("d", 9).unwrap(),
+            Some((vec![0xAA], vec![9]))
+        );
         assert_eq!(db.cached_response("e", 9).unwrap(), None);
     }
 }

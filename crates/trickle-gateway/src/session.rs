@@ -501,6 +501,11 @@ impl SessionGateway {
         let received = match self.pipe.open(&mut self.rng, frame, &mut out) {
             Ok(r) => r,
             Err(e) => {
+                if e == PipeError::TooOld {
+                    if let Some(t) = self.replay_after_restart(frame) {
+                        return vec![t];
+                    }
+                }
                 warn!(error = %e, len = frame.len(), "frame dropped");
                 self.air_in(Op::Rejected, frame.len());
                 return Vec::new();
@@ -520,19 +525,11 @@ impl SessionGateway {
             Received::NeedRequest => Vec::new(),
             Received::Duplicate { cid, mid, kind } => {
                 self.last_rx_cid = Some(cid);
-                let cached = self
-                    .pipe
-                    .remote_static(cid)
-                    .and_then(|k| self.db.cached_response(&hex(&k), mid).ok().flatten());
-                self.air_in(Op::Other, frame.len());
-                match cached {
-                    Some(f) => {
-                        info!(cid, mid, "retransmitted request: cached response re-sent");
-                        self.air_out(Op::Other, f.len());
-                        vec![Transmit { cid, frame: f }]
-                    }
+                match self.cached_answer(cid, mid, frame) {
+                    Some(t) => vec![t],
                     None => {
                         debug!(cid, mid, ?kind, "duplicate without cached answer ignored");
+                        self.air_in(Op::Other, frame.len());
                         Vec::new()
                     }
                 }
@@ -642,10 +639,13 @@ impl SessionGateway {
                         f.truncate(s.len);
                         self.air_out(op, f.len());
                         info!(cid, ?op, code = %resp.code, bytes_in = frame.len(), bytes_out = f.len(), "request answered");
-                        if let Err(e) =
-                            self.db
-                                .cache_response(&device, req.message_id, &f, CACHE_PER_SESSION)
-                        {
+                        if let Err(e) = self.db.cache_response(
+                            &device,
+                            req.message_id,
+                            &Blake2s256::digest(frame),
+                            &f,
+                            CACHE_PER_SESSION,
+                        ) {
                             warn!(error = %e, "response cache");
                         }
                         let mut tx = vec![Transmit { cid, frame: f }];
@@ -661,6 +661,30 @@ impl SessionGateway {
                 }
             }
         }
+    }
+
+    /// The cached response to a byte-identical retransmission of an answered request.
+    fn cached_answer(&mut self, cid: u8, mid: u16, frame: &[u8]) -> Option<Transmit> {
+        let key = self.pipe.remote_static(cid)?;
+        let (digest, f) = self.db.cached_response(&hex(&key), mid).ok().flatten()?;
+        if digest.as_slice() != Blake2s256::digest(frame).as_slice() {
+            return None;
+        }
+        info!(cid, mid, "retransmitted request: cached response re-sent");
+        self.air_in(Op::Other, frame.len());
+        self.air_out(Op::Other, f.len());
+        Some(Transmit { cid, frame: f })
+    }
+
+    /// A frame the pipe refuses as too old may be a retransmission of a request answered
+    /// before a restart (the pipe's replay floor moved past it): if it is byte-identical to a
+    /// request whose answer is cached, the answer is re-sent. Nothing else is done with it.
+    fn replay_after_restart(&mut self, frame: &[u8]) -> Option<Transmit> {
+        let cid = *frame.first()?;
+        let mid = u16::from_be_bytes([*frame.get(3)?, *frame.get(4)?]);
+        let t = self.cached_answer(cid, mid, frame)?;
+        self.last_rx_cid = Some(cid);
+        Some(t)
     }
 
     /// Cuts a response whose frame would exceed the link's frame limit into Block2 blocks
