@@ -537,11 +537,7 @@ impl SessionGateway {
             Received::Message { cid, len, ticket } => {
                 self.last_rx_cid = Some(cid);
                 let Some(key) = self.pipe.remote_static(cid) else {
-                    warn!(
-                        cid,
-                        "message on a session without an authenticated key dropped"
-                    );
-                    return Vec::new();
+                    return self.answer_unbound_ik(cid, &out[..len], ticket, frame.len());
                 };
                 let device = hex(&key);
                 self.cids.insert(device.clone(), cid);
@@ -659,6 +655,50 @@ impl SessionGateway {
                         Vec::new()
                     }
                 }
+            }
+        }
+    }
+
+    /// An IK message 1 carrying a request: `Responder::remote_static` does not (yet) report the
+    /// key of a half-open IK session, so the request cannot be bound to a device. It is
+    /// answered 5.03 with Max-Age 0, which completes the handshake; the device repeats the
+    /// request on the established session.
+    fn answer_unbound_ik(
+        &mut self,
+        cid: u8,
+        plain: &[u8],
+        ticket: Option<trickle_core::noise::pipe::ReplyTicket>,
+        frame_len: usize,
+    ) -> Vec<Transmit> {
+        let (Some(ticket), Ok(req)) = (ticket, Repr::parse_bytes(plain)) else {
+            warn!(
+                cid,
+                "message on a session without an authenticated key dropped"
+            );
+            return Vec::new();
+        };
+        self.air_in(Op::Handshake, frame_len);
+        let resp = CompactResponse {
+            code: Code::SERVICE_UNAVAILABLE,
+            max_age: Some(0),
+            content_format: None,
+            payload: Vec::new(),
+        };
+        let msg = resp.to_bytes(&req, 0);
+        let mut f = vec![0u8; msg.len() + 512];
+        match self.pipe.seal_reply(&mut self.rng, ticket, &msg, &mut f) {
+            Ok(s) => {
+                f.truncate(s.len);
+                self.air_out(Op::Handshake, f.len());
+                info!(
+                    cid,
+                    "IK request answered 5.03 Max-Age 0: retry on the session"
+                );
+                vec![Transmit { cid, frame: f }]
+            }
+            Err(e) => {
+                warn!(cid, error = %e.error, "IK answer could not be sealed");
+                Vec::new()
             }
         }
     }
