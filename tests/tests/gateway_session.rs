@@ -659,6 +659,7 @@ fn spawn_gateway(
     bin: &std::path::Path,
     dir: &std::path::Path,
     homeserver: &str,
+    extra: &[String],
 ) -> (Child, SlipLink) {
     let sock = dir.join("gw.sock");
     let _ = std::fs::remove_file(&sock);
@@ -677,6 +678,7 @@ fn spawn_gateway(
         .arg(&config)
         .arg("--unix")
         .arg(&sock)
+        .args(extra)
         .stdin(std::process::Stdio::null())
         .spawn()
         .expect("starting trickle gateway");
@@ -705,7 +707,7 @@ fn spawn_gateway(
 }
 
 #[test]
-fn trickle_gateway_binary_over_unix_socket() {
+fn trickle_gateway_binary_over_unix_socket_and_udp() {
     let bin = trickle_bin();
     let synapse = Synapse::start().expect("Synapse must start for this test");
     let bob = synapse.user("bob", BOB_PW).unwrap();
@@ -723,7 +725,20 @@ fn trickle_gateway_binary_over_unix_socket() {
         .unwrap(),
         rng: ChaCha20Rng::from_seed([10; 32]),
     };
-    let (child, mut link) = spawn_gateway(&bin, dir.path(), &synapse.base_url());
+    let free_port = || {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (udp, plain) = (free_port(), free_port());
+    let extra = [
+        "--udp".to_owned(),
+        udp.to_string(),
+        "--udp-plain".to_owned(),
+        plain.to_string(),
+    ];
+    let (child, mut link) = spawn_gateway(&bin, dir.path(), &synapse.base_url(), &extra);
     let login = cbor(&json!({
         "type": "m.login.password",
         "identifier": {"type": "m.id.user", "user": "alice"},
@@ -772,10 +787,76 @@ fn trickle_gateway_binary_over_unix_socket() {
         ["Hello"]
     );
 
+    // Plain MSC3079 client on its UDP port: bare CoAP, option 257 = 1, GET versions (code 0).
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let req = msg(
+        Kind::Confirmable,
+        Code::GET,
+        &[0x42],
+        &[
+            path("0"),
+            CoapOption::uint(OptionNumber::CBOR_ENUM_VERSION, 1),
+        ],
+        &[],
+    );
+    sock.send_to(&req, plain).unwrap();
+    let mut plain_buf = [0u8; 4096];
+    let n = sock.recv(&mut plain_buf).unwrap();
+    let r = Repr::parse_bytes(&plain_buf[..n]).unwrap();
+    let mut buf = [0u8; 4096];
+    assert_eq!(
+        (r.kind, r.code, r.token),
+        (Kind::Acknowledgement, Code::CONTENT, &[0x42][..])
+    );
+    assert_eq!(
+        r.option(OptionNumber::CONTENT_FORMAT).unwrap().value_uint(),
+        Ok(60)
+    );
+    let versions: Value =
+        serde_json::from_slice(&cbor_bytes_to_json(r.payload, &CborTable::MSC3079_V1).unwrap())
+            .unwrap();
+    assert!(versions["versions"].is_array());
+
+    // A second device on the Trickle-profile UDP port: first contact with login.
+    let mut dev2 = Device {
+        pipe: Initiator::new(
+            RamStorage::new(),
+            Config::DEVICE,
+            &mut ChaCha20Rng::from_seed([11; 32]),
+        )
+        .unwrap(),
+        rng: ChaCha20Rng::from_seed([12; 32]),
+    };
+    let udp_sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp_sock
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut f = [0u8; 600];
+    let mut p = [0u8; 600];
+    let login_msg = msg(Kind::Confirmable, Code::POST, &[], &[path("1")], &login);
+    let s1 = dev2.pipe.seal(&mut dev2.rng, &login_msg, &mut f).unwrap();
+    udp_sock.send_to(&f[..s1.len], udp).unwrap();
+    let n = udp_sock.recv(&mut buf).unwrap();
+    assert_eq!(
+        dev2.pipe.open(&buf[..n], &mut p).unwrap(),
+        Received::NeedRequest
+    );
+    let s3 = dev2.pipe.seal(&mut dev2.rng, &login_msg, &mut f).unwrap();
+    udp_sock.send_to(&f[..s3.len], udp).unwrap();
+    let n = udp_sock.recv(&mut buf).unwrap();
+    let Received::Message { len, .. } = dev2.pipe.open(&buf[..n], &mut p).unwrap() else {
+        panic!("expected the login answer")
+    };
+    let r = Repr::parse_bytes(&p[..len]).unwrap();
+    assert_eq!(r.code, Code::CHANGED);
+    assert_eq!(json_of(r.payload)["user_id"], "@alice:localhost");
+
     // Stop the process (SIGTERM) and start it again: the session, binding and aliases persist.
     drop(link);
     drop(child);
-    let (_child, mut link) = spawn_gateway(&bin, dir.path(), &synapse.base_url());
+    let (_child, mut link) = spawn_gateway(&bin, dir.path(), &synapse.base_url(), &[]);
     let (req_len, _, m) = link.request(
         &mut dev,
         &msg(
