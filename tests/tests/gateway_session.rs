@@ -461,10 +461,35 @@ fn session_layer_against_real_synapse() {
 
     // --- a notification whose ACK is lost, then a gateway restart --------------------------------
     bob.send_text(&room_id, "b3", "R1").unwrap();
-    let (_, m, _lost_ticket) = dev.notification(&mut gw);
+    let (r1_frame, m, _lost_ticket) = dev.notification(&mut gw);
     let r = Repr::parse_bytes(&m).unwrap();
     assert_eq!(r.option(OptionNumber::OBSERVE).unwrap().value_uint(), Ok(3));
     assert_eq!(&r.payload[3..], b"bR1");
+    // Not ACKed: nothing before ACK_TIMEOUT (2.004 s on this link), the same frame after
+    // 1.5 × ACK_TIMEOUT, then after the doubled timeout.
+    let t0 = Instant::now();
+    assert!(gw.poll(t0).is_empty());
+    let deadline = gw.poll_timeout().expect("a notification in flight");
+    let wait = deadline - t0;
+    assert!(
+        wait >= Duration::from_millis(1_900) && wait <= Duration::from_millis(3_100),
+        "{wait:?}"
+    );
+    let re = gw.poll(t0 + Duration::from_millis(3_100));
+    assert_eq!(re.len(), 1);
+    assert_eq!(re[0].frame, r1_frame, "retransmission is byte-identical");
+    assert!(gw.poll(t0 + Duration::from_millis(3_200)).is_empty());
+    let second = gw.poll_timeout().unwrap() - (t0 + Duration::from_millis(3_100));
+    assert!(
+        second >= wait * 2 - Duration::from_millis(50),
+        "{second:?} vs {wait:?}"
+    );
+    // The device drops the retransmission as a duplicate (same counter).
+    let mut scratch = [0u8; 256];
+    assert!(matches!(
+        dev.pipe.open(&re[0].frame, &mut scratch).unwrap(),
+        Received::Duplicate { .. }
+    ));
     let per_op: Vec<_> = [
         Op::Handshake,
         Op::Login,

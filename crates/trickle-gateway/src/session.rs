@@ -601,6 +601,7 @@ impl SessionGateway {
                     full.options.retain(|o| o.number != OptionNumber::BLOCK1);
                     full.payload = &assembled;
                 }
+                let http_before = self.total_bytes();
                 let (op, resp, observe) = match (stored, early) {
                     // A later block of a stored large response: no homeserver call.
                     (Some(r), _) => (Op::Other, r, None),
@@ -634,7 +635,17 @@ impl SessionGateway {
                     Ok(s) => {
                         f.truncate(s.len);
                         self.air_out(op, f.len());
-                        info!(cid, ?op, code = %resp.code, bytes_in = frame.len(), bytes_out = f.len(), "request answered");
+                        let http = self.total_bytes();
+                        info!(
+                            cid,
+                            ?op,
+                            code = %resp.code,
+                            air_in = frame.len(),
+                            air_out = f.len(),
+                            http_out = http.http_out - http_before.http_out,
+                            http_in = http.http_in - http_before.http_in,
+                            "request answered"
+                        );
                         if let Err(e) = self.db.cache_response(
                             &device,
                             req.message_id,
