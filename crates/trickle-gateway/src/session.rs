@@ -1595,3 +1595,37 @@ mod tests {
         assert_eq!(fast.ack_timeout(), Duration::from_millis(2_004));
     }
 }
+
+#[cfg(test)]
+mod garbage {
+    use super::*;
+    use crate::client::ClientConfig;
+
+    /// Thousands of random and mutated frames: no panic, no homeserver request, and nothing
+    /// sent back except handshake answers to frames that are valid `XX` message 1s.
+    #[test]
+    fn random_frames_never_reach_the_homeserver() {
+        let dir = tempfile::tempdir().unwrap();
+        // Nothing listens on port 9: a request would fail, but would still be counted.
+        let client = HomeserverClient::new("http://127.0.0.1:9", ClientConfig::default()).unwrap();
+        let mut gw = SessionGateway::open(dir.path(), client, SessionConfig::default()).unwrap();
+        let mut rng = ChaCha20Rng::from_seed([3; 32]);
+        let now = Instant::now();
+        for i in 0..3000usize {
+            let len = (rng.next_u32() % 120) as usize;
+            let mut f = vec![0u8; len];
+            rng.fill_bytes(&mut f);
+            if i % 3 == 0 && len > 5 {
+                // Plausible header: CoAP version 1, small TKL, existing or fresh CID.
+                f[0] = (i % 4) as u8;
+                f[1] = 0x40 | (f[1] & 0x33);
+            }
+            for t in gw.handle_frame(now, &f) {
+                assert!(!t.frame.is_empty());
+            }
+            let _ = gw.poll(now);
+        }
+        assert_eq!(gw.total_bytes().http_requests, 0);
+        assert!(gw.bytes(Op::Rejected).frames_in > 1000);
+    }
+}
