@@ -584,6 +584,55 @@ fn session_layer_against_real_synapse() {
         ["Hello", long.as_str(), "Ok", "IK"]
     );
 
+    // --- `=`: a provisioned token (Bob's) bound to a third device key after whoami -------------
+    let mut dev3 = Device {
+        pipe: Initiator::new(
+            RamStorage::new(),
+            Config::DEVICE,
+            &mut ChaCha20Rng::from_seed([13; 32]),
+        )
+        .unwrap(),
+        rng: ChaCha20Rng::from_seed([14; 32]),
+    };
+    let mut tok = vec![0x78, bob.access_token.len() as u8];
+    tok.extend_from_slice(bob.access_token.as_bytes());
+    assert!(bob.access_token.len() >= 24 && bob.access_token.len() < 256);
+    let x = dev3.request(
+        &mut gw,
+        &msg(Kind::Confirmable, Code::POST, &[], &[path("=")], &tok),
+    );
+    let r = Repr::parse_bytes(&x.response).unwrap();
+    assert_eq!(r.code, Code::CHANGED);
+    assert_eq!(json_of(r.payload)["user_id"], "@bob:localhost");
+    // A bad token is refused by the homeserver: 4.01 with its errcode, nothing bound.
+    let mut dev4 = Device {
+        pipe: Initiator::new(
+            RamStorage::new(),
+            Config::DEVICE,
+            &mut ChaCha20Rng::from_seed([15; 32]),
+        )
+        .unwrap(),
+        rng: ChaCha20Rng::from_seed([16; 32]),
+    };
+    let x = dev4.request(
+        &mut gw,
+        &msg(
+            Kind::Confirmable,
+            Code::POST,
+            &[],
+            &[path("=")],
+            &[0x63, b'b', b'a', b'd'],
+        ),
+    );
+    let r = Repr::parse_bytes(&x.response).unwrap();
+    assert_eq!(r.code, Code::UNAUTHORIZED);
+    assert_eq!(json_of(r.payload), json!({"errcode": "M_UNKNOWN_TOKEN"}));
+    let x = dev4.request(&mut gw, &hello);
+    assert_eq!(
+        Repr::parse_bytes(&x.response).unwrap().code,
+        Code::UNAUTHORIZED
+    );
+
     println!("\noperation | air in | air out | HTTP up | HTTP down (TCP, exact)");
     for (name, a, b, u, d) in &rows {
         println!("{name} | {a} | {b} | {u} | {d}");
