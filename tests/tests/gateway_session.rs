@@ -584,6 +584,28 @@ fn session_layer_against_real_synapse() {
         ["Hello", long.as_str(), "Ok", "IK"]
     );
 
+    // --- RST to a notification removes the registration ---------------------------------------
+    bob.send_text(&room_id, "b5", "Z").unwrap();
+    let (_, m, ticket) = dev.notification(&mut gw);
+    let r = Repr::parse_bytes(&m).unwrap();
+    assert_eq!(r.option(OptionNumber::OBSERVE).unwrap().value_uint(), Ok(5));
+    let mut f = [0u8; 64];
+    let s = dev
+        .pipe
+        .seal_reply(ticket, &[0x70, 0x00, 0, 0], &mut f)
+        .unwrap();
+    assert!(gw.handle_frame(Instant::now(), &f[..s.len]).is_empty());
+    assert_eq!(gw.db().device(&dev_key(&dev)).unwrap().observe_token, None);
+    bob.send_text(&room_id, "b6", "Z2").unwrap();
+    let end = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < end {
+        assert!(
+            gw.poll(Instant::now()).is_empty(),
+            "no notification after RST"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // --- `=`: a provisioned token (Bob's) bound to a third device key after whoami -------------
     let mut dev3 = Device {
         pipe: Initiator::new(
