@@ -5,6 +5,7 @@
 //! stderr otherwise.
 
 mod coap;
+mod gateway;
 mod report;
 
 use std::io::{Read, Write};
@@ -43,6 +44,9 @@ enum Command {
         #[command(subcommand)]
         command: CoapCommand,
     },
+    /// Runs the gateway: devices on UDP / serial / Unix socket / stdio, a Matrix homeserver
+    /// over HTTP(S).
+    Gateway(gateway::GatewayArgs),
     /// Reports measured from real frames.
     Report {
         #[command(subcommand)]
@@ -195,6 +199,21 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<String> {
     match command {
+        Command::Gateway(args) => {
+            // Logs on stderr; level from RUST_LOG (a bare level: error, warn, info, debug,
+            // trace), default info.
+            let level = std::env::var("RUST_LOG")
+                .ok()
+                .and_then(|l| l.parse::<tracing::Level>().ok())
+                .unwrap_or(tracing::Level::INFO);
+            let _ = tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .with_max_level(level)
+                .try_init();
+            gateway::run(args)?;
+            Ok(String::new())
+        }
         Command::Cbor {
             command: CborCommand::Encode { table, json },
         } => {

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::error::AliasError;
 
 /// Schema version stored in SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// What an alias stands for; each kind has its own alias space per device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,7 +42,7 @@ impl AliasKind {
 /// The alias database.
 #[derive(Debug)]
 pub struct AliasStore {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 impl AliasStore {
@@ -59,10 +59,9 @@ impl AliasStore {
     fn init(conn: Connection) -> Result<Self, AliasError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        match version {
-            0 => {
-                conn.execute_batch(
-                    "BEGIN;
+        if version == 0 {
+            conn.execute_batch(
+                "BEGIN;
                      CREATE TABLE IF NOT EXISTS alias (
                          device  TEXT    NOT NULL,
                          kind    INTEGER NOT NULL,
@@ -73,8 +72,12 @@ impl AliasStore {
                      );
                      PRAGMA user_version = 1;
                      COMMIT;",
-                )?;
-            }
+            )?;
+        }
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        match version {
+            // Version 2 adds the session layer's per-device state (`crate::device`).
+            1 => crate::device::migrate_1_to_2(&conn)?,
             SCHEMA_VERSION => {}
             other => return Err(AliasError::SchemaVersion(other)),
         }

@@ -16,13 +16,16 @@
 
 pub mod alias;
 pub mod client;
+pub mod device;
 mod error;
+pub mod session;
 pub mod sync;
 pub mod translate;
 
 pub use alias::{AliasKind, AliasStore};
 pub use client::{ClientConfig, HomeserverClient, HttpRequest, HttpResponse, Method};
 pub use error::{AliasError, ConfigError, SyncError, UpstreamError};
+pub use session::{Op, OpBytes, SessionConfig, SessionGateway, Transmit};
 pub use translate::{CompactResponse, Dialect};
 
 use tracing::{info, warn};

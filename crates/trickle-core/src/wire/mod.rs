@@ -4,6 +4,7 @@
 //!   Block1/Block2 (RFC 7959) option values.
 //! - [`paths`]: endpoint codes — Matrix client-server HTTP paths ↔ CoAP `Uri-Path` /
 //!   `Uri-Query` options, using the MSC3079 v1 path table and Trickle's `trickle-v1` extension.
+//! - [`slip`]: SLIP (RFC 1055) framing of pipe frames on byte-stream links.
 //!
 //! Every function here returns an [`Error`] on bad input; none panics, whatever the bytes.
 
@@ -11,6 +12,7 @@ use core::fmt;
 
 pub mod coap;
 pub mod paths;
+pub mod slip;
 
 /// Everything that can go wrong in [`coap`] and [`paths`], split by whose fault it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,435 @@
+//! `trickle gateway`: runs the gateway's session layer on real links.
+//!
+//! Links (any combination): UDP with the Trickle profile (one pipe frame per datagram), UDP with
+//! the plain MSC3079 profile (bare CoAP, option 256 sticky per source address), a serial device
+//! (SLIP), a Unix stream socket (SLIP, any number of connections) and stdin/stdout (SLIP).
+//!
+//! One thread owns the [`SessionGateway`]; reader threads hand it frames through a channel.
+//! Every piece of state is persisted as it changes, so stopping the process (SIGTERM, ctrl-c)
+//! loses nothing.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use tracing::{debug, info, warn};
+use trickle_core::wire::coap::Repr;
+use trickle_core::wire::slip;
+use trickle_gateway::translate::msc3079_access_token;
+use trickle_gateway::{
+    ClientConfig, Dialect, Gateway, HomeserverClient, Op, SessionConfig, SessionGateway,
+};
+
+/// Largest frame accepted from a byte stream (the SLIP decoder drops longer ones).
+const MAX_STREAM_FRAME: usize = 2048;
+
+/// Options of `trickle gateway` (each also settable in the `--config` TOML file, same name with
+/// `_` for `-`; flags override the file).
+#[derive(Args, Debug, Default)]
+pub struct GatewayArgs {
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Homeserver base URL (`http://` or `https://`).
+    #[arg(long)]
+    homeserver: Option<String>,
+    /// Directory for the gateway's Noise key, pipe sessions and SQLite database.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// UDP address for Trickle-profile devices (pipe frames), e.g. `0.0.0.0:5684`.
+    #[arg(long)]
+    udp: Option<SocketAddr>,
+    /// UDP address for plain MSC3079 CoAP clients, e.g. `0.0.0.0:5683`.
+    #[arg(long)]
+    udp_plain: Option<SocketAddr>,
+    /// Serial device (SLIP framing). Configure it first, e.g. `stty -F /dev/ttyUSB0 raw 9600`.
+    #[arg(long)]
+    serial: Option<PathBuf>,
+    /// Unix stream socket path to listen on (SLIP framing).
+    #[arg(long)]
+    unix: Option<PathBuf>,
+    /// Use stdin/stdout as one SLIP link (simulations); logs stay on stderr.
+    #[arg(long)]
+    stdio: bool,
+    /// Link bit rate in bit/s (retransmission timer).
+    #[arg(long)]
+    bitrate: Option<u32>,
+    /// Largest pipe frame of the link in bytes.
+    #[arg(long)]
+    max_frame: Option<usize>,
+    /// `/sync` long-poll timeout in milliseconds.
+    #[arg(long)]
+    sync_timeout_ms: Option<u32>,
+}
+
+impl GatewayArgs {
+    /// Fills unset options from the `--config` file.
+    fn merge_file(mut self) -> Result<Self> {
+        let Some(path) = &self.config else {
+            return Ok(self);
+        };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let table: toml::Table = text
+            .parse()
+            .with_context(|| format!("parsing {}", path.display()))?;
+        for key in table.keys() {
+            if ![
+                "homeserver",
+                "data_dir",
+                "udp",
+                "udp_plain",
+                "serial",
+                "unix",
+                "stdio",
+                "bitrate",
+                "max_frame",
+                "sync_timeout_ms",
+            ]
+            .contains(&key.as_str())
+            {
+                bail!("{}: unknown key `{key}`", path.display());
+            }
+        }
+        let s = |k: &str| -> Result<Option<String>> {
+            match table.get(k) {
+                None => Ok(None),
+                Some(toml::Value::String(v)) => Ok(Some(v.clone())),
+                Some(_) => bail!("{}: `{k}` must be a string", path.display()),
+            }
+        };
+        let n = |k: &str| -> Result<Option<u64>> {
+            match table.get(k) {
+                None => Ok(None),
+                Some(toml::Value::Integer(v)) if *v >= 0 => Ok(Some(*v as u64)),
+                Some(_) => bail!("{}: `{k}` must be a non-negative integer", path.display()),
+            }
+        };
+        self.homeserver = self.homeserver.or(s("homeserver")?);
+        self.data_dir = self.data_dir.or(s("data_dir")?.map(PathBuf::from));
+        if self.udp.is_none() {
+            self.udp = s("udp")?.map(|v| v.parse()).transpose().context("`udp`")?;
+        }
+        if self.udp_plain.is_none() {
+            self.udp_plain = s("udp_plain")?
+                .map(|v| v.parse())
+                .transpose()
+                .context("`udp_plain`")?;
+        }
+        self.serial = self.serial.or(s("serial")?.map(PathBuf::from));
+        self.unix = self.unix.or(s("unix")?.map(PathBuf::from));
+        if !self.stdio {
+            self.stdio = matches!(table.get("stdio"), Some(toml::Value::Boolean(true)));
+        }
+        self.bitrate = self
+            .bitrate
+            .or(n("bitrate")?.map(u32::try_from).transpose()?);
+        self.max_frame = self
+            .max_frame
+            .or(n("max_frame")?.map(usize::try_from).transpose()?);
+        self.sync_timeout_ms = self
+            .sync_timeout_ms
+            .or(n("sync_timeout_ms")?.map(u32::try_from).transpose()?);
+        Ok(self)
+    }
+}
+
+/// Where a frame came from / goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Peer {
+    Udp(SocketAddr),
+    Stream(usize),
+}
+
+enum Input {
+    Frame(Peer, Vec<u8>),
+    StreamOpened(usize, Box<dyn Write + Send>),
+    StreamClosed(usize),
+}
+
+/// Starts a SLIP reader thread for one byte stream.
+fn spawn_stream(
+    id: usize,
+    mut reader: Box<dyn Read + Send>,
+    writer: Box<dyn Write + Send>,
+    tx: &Sender<Input>,
+) {
+    let _ = tx.send(Input::StreamOpened(id, writer));
+    let tx = tx.clone();
+    std::thread::spawn(move || {
+        let mut dec = slip::Decoder::<MAX_STREAM_FRAME>::new();
+        let mut buf = [0u8; 512];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            for &b in &buf[..n] {
+                match dec.push(b) {
+                    Some(Ok(frame))
+                        if tx
+                            .send(Input::Frame(Peer::Stream(id), frame.to_vec()))
+                            .is_err() =>
+                    {
+                        return;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => warn!(stream = id, error = %e, "SLIP frame dropped"),
+                    None => {}
+                }
+            }
+        }
+        let _ = tx.send(Input::StreamClosed(id));
+    });
+}
+
+/// Plain MSC3079 clients: bare CoAP over UDP, answered by the generic translation with the
+/// access token of option 256, sticky per source address.
+fn spawn_plain(sock: UdpSocket, gateway: Gateway) {
+    std::thread::spawn(move || {
+        let mut tokens: HashMap<SocketAddr, String> = HashMap::new();
+        let mut buf = [0u8; 2048];
+        let mut mid: u16 = 1;
+        loop {
+            let (n, from) = match sock.recv_from(&mut buf) {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(error = %e, "plain UDP receive failed");
+                    continue;
+                }
+            };
+            let Ok(req) = Repr::parse_bytes(&buf[..n]) else {
+                warn!(%from, "undecodable CoAP datagram dropped");
+                continue;
+            };
+            if !req.code.is_request() {
+                debug!(%from, "non-request datagram ignored");
+                continue;
+            }
+            if let Some(t) = msc3079_access_token(&req) {
+                tokens.insert(from, t.to_owned());
+            }
+            let resp = gateway.handle(&req, tokens.get(&from).map(String::as_str));
+            mid = mid.wrapping_add(1);
+            let bytes = resp.to_bytes(&req, mid);
+            if let Err(e) = sock.send_to(&bytes, from) {
+                warn!(%from, error = %e, "plain UDP send failed");
+            }
+        }
+    });
+}
+
+/// Runs the gateway until the process is stopped.
+pub fn run(args: GatewayArgs) -> Result<()> {
+    let args = args.merge_file()?;
+    let homeserver = args
+        .homeserver
+        .context("--homeserver (or `homeserver` in the config file) is required")?;
+    let data_dir = args
+        .data_dir
+        .context("--data-dir (or `data_dir` in the config file) is required")?;
+    if args.udp.is_none()
+        && args.udp_plain.is_none()
+        && args.serial.is_none()
+        && args.unix.is_none()
+        && !args.stdio
+    {
+        bail!("no link: give at least one of --udp, --udp-plain, --serial, --unix, --stdio");
+    }
+    let defaults = SessionConfig::default();
+    let config = SessionConfig {
+        bitrate: args.bitrate.unwrap_or(defaults.bitrate),
+        max_frame: args.max_frame.unwrap_or(defaults.max_frame),
+        sync_timeout_ms: args.sync_timeout_ms.unwrap_or(defaults.sync_timeout_ms),
+    };
+    if config.bitrate == 0 || config.max_frame < 21 {
+        bail!("--bitrate must be > 0 and --max-frame at least 21 bytes");
+    }
+    let client = HomeserverClient::new(&homeserver, ClientConfig::default())
+        .with_context(|| format!("homeserver URL {homeserver}"))?;
+    let mut core = SessionGateway::open(&data_dir, client.clone(), config)
+        .with_context(|| format!("opening {}", data_dir.display()))?;
+    info!(
+        public_key = %hex(&core.public_key()),
+        data_dir = %data_dir.display(),
+        homeserver,
+        ack_timeout_ms = config.ack_timeout().as_millis() as u64,
+        "gateway ready"
+    );
+
+    let (tx, rx) = channel::<Input>();
+    let mut udp: Option<UdpSocket> = None;
+    if let Some(addr) = args.udp {
+        let sock = UdpSocket::bind(addr).with_context(|| format!("binding UDP {addr}"))?;
+        info!(addr = %sock.local_addr()?, "Trickle profile on UDP");
+        let reader = sock.try_clone()?;
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while let Ok((n, from)) = reader.recv_from(&mut buf) {
+                if tx
+                    .send(Input::Frame(Peer::Udp(from), buf[..n].to_vec()))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        udp = Some(sock);
+    }
+    if let Some(addr) = args.udp_plain {
+        let sock = UdpSocket::bind(addr).with_context(|| format!("binding UDP {addr}"))?;
+        info!(addr = %sock.local_addr()?, "plain MSC3079 profile on UDP");
+        spawn_plain(sock, Gateway::new(client, Dialect::TrickleV1));
+    }
+    let mut next_stream = 0usize;
+    if let Some(path) = &args.serial {
+        let port = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening serial device {}", path.display()))?;
+        info!(path = %path.display(), "SLIP on serial device");
+        spawn_stream(
+            next_stream,
+            Box::new(port.try_clone()?),
+            Box::new(port),
+            &tx,
+        );
+        next_stream += 1;
+    }
+    if args.stdio {
+        info!("SLIP on stdin/stdout");
+        spawn_stream(
+            next_stream,
+            Box::new(std::io::stdin()),
+            Box::new(std::io::stdout()),
+            &tx,
+        );
+        next_stream += 1;
+    }
+    if let Some(path) = &args.unix {
+        let _ = std::fs::remove_file(path);
+        let listener =
+            UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+        info!(path = %path.display(), "SLIP on Unix socket");
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut id = next_stream;
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let Ok(reader) = conn.try_clone() else {
+                    continue;
+                };
+                spawn_stream(id, Box::new(reader), Box::new(conn), &tx);
+                id += 1;
+            }
+        });
+    }
+    drop(tx);
+
+    let streams: Arc<Mutex<HashMap<usize, Box<dyn Write + Send>>>> = Arc::default();
+    let mut routes: HashMap<u8, Peer> = HashMap::new();
+    let send = |peer: Peer, frame: &[u8]| match peer {
+        Peer::Udp(addr) => {
+            if let Some(Err(e)) = udp.as_ref().map(|sock| sock.send_to(frame, addr)) {
+                warn!(%addr, error = %e, "UDP send failed");
+            }
+        }
+        Peer::Stream(id) => {
+            let mut out = vec![0u8; slip::encoded_len(frame)];
+            let n = slip::encode(frame, &mut out).unwrap_or(0);
+            let mut streams = streams.lock().unwrap_or_else(|p| p.into_inner());
+            let failed = streams
+                .get_mut(&id)
+                .is_some_and(|w| w.write_all(&out[..n]).is_err() || w.flush().is_err());
+            if failed {
+                warn!(stream = id, "stream write failed");
+            }
+        }
+    };
+    let mut last_report = Instant::now();
+    loop {
+        let wait = core
+            .poll_timeout()
+            .map_or(Duration::from_millis(100), |t| {
+                t.saturating_duration_since(Instant::now())
+            })
+            .min(Duration::from_millis(100));
+        match rx.recv_timeout(wait) {
+            Ok(Input::Frame(peer, frame)) => {
+                let out = core.handle_frame(Instant::now(), &frame);
+                if let Some(cid) = core.last_rx_cid() {
+                    routes.insert(cid, peer);
+                }
+                for t in out {
+                    send(peer, &t.frame);
+                }
+            }
+            Ok(Input::StreamOpened(id, w)) => {
+                streams
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, w);
+            }
+            Ok(Input::StreamClosed(id)) => {
+                streams
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                debug!(stream = id, "stream closed");
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                if args.udp.is_none() && args.unix.is_none() && args.udp_plain.is_none() {
+                    info!("all links closed: exiting");
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        for t in core.poll(Instant::now()) {
+            match routes.get(&t.cid) {
+                Some(peer) => send(*peer, &t.frame),
+                None => debug!(cid = t.cid, "no route to session yet: notification held"),
+            }
+        }
+        if last_report.elapsed() > Duration::from_secs(60) {
+            last_report = Instant::now();
+            for op in [
+                Op::Handshake,
+                Op::Login,
+                Op::Token,
+                Op::Join,
+                Op::Send,
+                Op::Observe,
+                Op::Notification,
+                Op::Other,
+                Op::Rejected,
+            ] {
+                let b = core.bytes(op);
+                if b != Default::default() {
+                    info!(
+                        ?op,
+                        air_in = b.air_in,
+                        air_out = b.air_out,
+                        http_out = b.http_out,
+                        http_in = b.http_in,
+                        "bytes so far"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
