@@ -1378,6 +1378,9 @@ impl<S: Storage, const N: usize> Responder<S, N> {
     pub fn remote_static(&self, cid: u8) -> Option<[u8; 32]> {
         match self.slot(cid).map(|s| &s.state) {
             Some(GwState::Established(s)) => Some(s.remote_static),
+            // IK message 1 authenticated the device's static key (`ss`); the gateway needs it
+            // to serve the 0-RTT request before IK message 2 completes the handshake.
+            Some(GwState::IkReplyPending { hs, .. }) => hs.remote_static(),
             _ => None,
         }
     }
