@@ -8,6 +8,7 @@
 //!   (MSC3079 v1 path enums and Trickle's own).
 //! - [`cbor`]: CBOR substitution tables (MSC3079 v1, `trickle-v1`) and JSON ↔ CBOR transcoding.
 //! - [`noise`]: the Noise pipe (XX, IK, XXfallback) that secures the link.
+//! - [`link`]: airtime of frames on the physical links (LoRa time on air, serial bitrates).
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -16,5 +17,6 @@
 extern crate std;
 
 pub mod cbor;
+pub mod link;
 pub mod noise;
 pub mod wire;
