@@ -119,6 +119,11 @@ impl<C: Clock> RealTime<C> {
         self
     }
 
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
     /// The link.
     pub fn link(&self) -> &Link {
         &self.link
