@@ -65,7 +65,8 @@ impl Clock for SystemClock {
 /// How virtual time relates to real time.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Speed {
-    /// Virtual time runs this many times faster than real time (1.0 = real time; must be > 0).
+    /// Virtual time runs this many times faster than real time (1.0 = real time). Must be in
+    /// `(0, 1e9]`; anything else (zero, negative, NaN, huge) is treated as [`Speed::Fast`].
     Factor(f64),
     /// No waiting: virtual time jumps to the next event (`--fast`).
     Fast,
@@ -96,11 +97,11 @@ pub struct RealTime<C: Clock = SystemClock> {
 }
 
 impl<C: Clock> RealTime<C> {
-    /// Drives `link` with `clock` at `speed`; virtual time starts at zero now. A non-positive or
-    /// NaN factor is treated as [`Speed::Fast`].
+    /// Drives `link` with `clock` at `speed`; virtual time starts at zero now. A factor outside
+    /// `(0, 1e9]` is treated as [`Speed::Fast`].
     pub fn new(link: Link, clock: C, speed: Speed) -> Self {
         let speed = match speed {
-            Speed::Factor(f) if f > 0.0 && f.is_finite() => speed,
+            Speed::Factor(f) if f > 0.0 && f <= 1e9 => speed,
             _ => Speed::Fast,
         };
         Self {
@@ -175,7 +176,8 @@ impl<C: Clock> RealTime<C> {
             match self.speed {
                 Speed::Fast => self.virtual_now = next.max(now),
                 Speed::Factor(f) => {
-                    let real_left = (next - now).div_f64(f);
+                    // At least a nanosecond, so even a coarse clock makes progress.
+                    let real_left = (next - now).div_f64(f).max(Duration::from_nanos(1));
                     self.clock.sleep(real_left.min(self.tick));
                     // Never let virtual time lag behind what we already reported.
                     self.virtual_now = now;

@@ -79,9 +79,21 @@ fn fast_mode_never_sleeps() {
     assert!(rt.clock().sleeps.is_empty());
     check_progress(&reports);
     assert_eq!(reports.len(), 2);
-    // A non-positive factor means fast too.
-    let (_, _, d) = run(Speed::Factor(0.0));
+    // A non-positive, NaN or absurd factor means fast too.
+    for f in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e12] {
+        let (rt, _, d) = run(Speed::Factor(f));
+        assert_eq!(d.at, ms(2560));
+        assert!(rt.clock().sleeps.is_empty());
+    }
+}
+
+#[test]
+fn very_fast_factor_still_terminates() {
+    // 1e9: one real nanosecond is a virtual second; the loop must not spin on zero sleeps.
+    let (rt, reports, d) = run(Speed::Factor(1e9));
     assert_eq!(d.at, ms(2560));
+    check_progress(&reports);
+    assert!(rt.clock().sleeps.len() <= 4, "{:?}", rt.clock().sleeps);
 }
 
 #[test]
