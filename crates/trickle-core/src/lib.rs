@@ -9,6 +9,7 @@
 //! - [`cbor`]: CBOR substitution tables (MSC3079 v1, `trickle-v1`) and JSON ↔ CBOR transcoding.
 //! - [`noise`]: the Noise pipe (XX, IK, XXfallback) that secures the link.
 //! - [`client`]: the sans-I/O device client (login, join, send, receive) over the pipe.
+//! - [`link`]: airtime of frames on the physical links (LoRa time on air, serial bitrates).
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -18,5 +19,6 @@ extern crate std;
 
 pub mod cbor;
 pub mod client;
+pub mod link;
 pub mod noise;
 pub mod wire;
