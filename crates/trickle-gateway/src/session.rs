@@ -670,10 +670,10 @@ impl SessionGateway {
         }
     }
 
-    /// An IK message 1 carrying a request: `Responder::remote_static` does not (yet) report the
-    /// key of a half-open IK session, so the request cannot be bound to a device. It is
-    /// answered 5.03 with Max-Age 0, which completes the handshake; the device repeats the
-    /// request on the established session.
+    /// A request on a session whose device key the pipe does not report (no authenticated
+    /// static key yet): it cannot be bound to a device, so it is answered 5.03 with Max-Age 0,
+    /// which completes a pending handshake; the device repeats the request on the established
+    /// session. (`IK` message 1 does authenticate the key, so 0-RTT requests are served.)
     fn answer_unbound_ik(
         &mut self,
         cid: u8,
