@@ -1,6 +1,8 @@
 //! Test harness helpers: a real Synapse ([`synapse::Synapse`]), a plain HTTP+JSON Matrix client
-//! ([`matrix::MatrixUser`]) and a byte-counting TCP relay ([`tap::ByteTap`]).
+//! ([`matrix::MatrixUser`]), a byte-counting TCP relay ([`tap::ByteTap`]), and the demo of
+//! `cargo xtask demo` ([`demo`], binary `trickle-demo`).
 
+pub mod demo;
 pub mod matrix;
 pub mod synapse;
 pub mod tap;
