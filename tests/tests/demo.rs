@@ -26,7 +26,8 @@ fn demo_runs_in_fast_mode_and_reports_every_step() {
     for s in [send, resend] {
         assert_eq!((s.frames, s.air_bytes, s.handshake_frames), (2, 33 + 21, 0));
         assert_eq!(s.airtime.as_millis(), (33 + 21) * 80);
-        assert_eq!(s.http_requests, 1, "one PUT per send");
+        // The PUT, and the /sync long poll woken by the device's own message.
+        assert!((1..=2).contains(&s.http_requests), "{text}");
         assert!(s.http_bytes > 5 * s.air_bytes, "{text}");
         // The PUT finished inside the step; the exact TCP count includes every header.
         assert!(s.tcp_bytes > s.http_bytes, "{text}");

@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's task runner.
 //!
 //! - `cargo xtask test`: everything CI runs (installs what it needs first, idempotently).
-//! - `cargo xtask demo`: the main job (a device talking to a real homeserver over 100 bps).
+//! - `cargo xtask demo [--fast] [flags]`: the main job (a device talking to a real homeserver
+//!   over 100 bps; installs the venv with Synapse, then runs `trickle-tests`' `trickle-demo`).
 //! - `cargo xtask setup`: only the installation step of `test`.
 //!
 //! Every external thing the tests need (rustup targets and toolchains, Debian packages, the
@@ -52,7 +53,8 @@ fn print_help() {
          commands:\n  \
          test [--no-fuzz]   everything CI runs; installs what it needs first (idempotent)\n  \
          setup              only install what the tests need\n  \
-         demo               the main job: a device talking to a real homeserver at 100 bps"
+         demo [--fast] [--bitrate BPS] [--loss P] [--lora SF/BW] [--seed N]\n                    \
+         the main job: a device talking to a real homeserver at 100 bps"
     );
 }
 
