@@ -172,6 +172,8 @@ pub struct Row {
     pub airtime: Duration,
     /// Handshake frames among them.
     pub handshake_frames: u64,
+    /// The length of each of those frames, in order.
+    pub frame_lens: Vec<usize>,
     /// HTTP requests the gateway completed with Synapse for the step (`/sync` long polls
     /// count under the step whose event woke them).
     pub http_requests: u64,
@@ -188,8 +190,8 @@ pub struct Row {
 pub struct Report {
     /// One row per step.
     pub rows: Vec<Row>,
-    /// The message Bob's reply delivered to the device.
-    pub reply: String,
+    /// The messages Bob's replies delivered to the device, in order.
+    pub replies: Vec<String>,
     /// Link description.
     pub link: String,
 }
@@ -203,11 +205,13 @@ impl Report {
             air_bytes: 0,
             airtime: Duration::ZERO,
             handshake_frames: 0,
+            frame_lens: Vec::new(),
             http_requests: 0,
             http_bytes: 0,
             tcp_bytes: 0,
         };
         for r in &self.rows {
+            t.frame_lens.extend_from_slice(&r.frame_lens);
             t.frames += r.frames;
             t.air_bytes += r.air_bytes;
             t.airtime += r.airtime;
@@ -589,16 +593,21 @@ impl Run<'_> {
             air_bytes: 0,
             airtime: Duration::ZERO,
             handshake_frames: 0,
+            frame_lens: Vec::new(),
             http_requests: http_after.http_requests - http_before.http_requests,
             http_bytes: http_total(&http_after) - http_total(&http_before),
             tcp_bytes: self.tap.take().total(),
         };
-        for (_, f) in self
+        let mut ids: Vec<FrameId> = self
             .display
             .frames
-            .iter()
-            .filter(|(id, _)| **id >= first_frame)
-        {
+            .keys()
+            .copied()
+            .filter(|id| *id >= first_frame)
+            .collect();
+        ids.sort_unstable();
+        for f in ids.iter().filter_map(|id| self.display.frames.get(id)) {
+            row.frame_lens.push(f.len);
             row.frames += 1;
             row.air_bytes += f.len as u64;
             row.airtime += f.airtime;
@@ -636,6 +645,62 @@ fn http_total(b: &OpBytes) -> u64 {
 /// Runs the demo against a Synapse started here (stopped on return, also on errors); writes
 /// the frames and the table to `out`.
 pub fn run(options: &Options, out: &mut dyn Write) -> Result<Report> {
+    run_scenario(options, &demo_scenario(), out)
+}
+
+/// One step of a scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// First contact: the XX handshake carrying the password login.
+    Login,
+    /// Join `#lobby:localhost`.
+    Join,
+    /// Register for events (Observe).
+    Subscribe,
+    /// Send a text message to the room.
+    Send(String),
+    /// Bob sends these over plain HTTP; the device receives them by Observe.
+    Receive(Vec<String>),
+    /// Reboot the device, keeping its storage.
+    Reboot,
+}
+
+/// The demo: login, join, register, send "Hello?", receive a reply, reboot, send again.
+pub fn demo_scenario() -> Vec<Action> {
+    vec![
+        Action::Login,
+        Action::Join,
+        Action::Subscribe,
+        Action::Send("Hello?".into()),
+        Action::Receive(vec!["Loud and clear!".into()]),
+        Action::Reboot,
+        Action::Send("Hello?".into()),
+    ]
+}
+
+/// A 60-character message of the standard scenario.
+pub const SIXTY: &str = "Battery 87%, temperature 21.5 C, all sensors nominal. Over!!";
+
+/// The standard scenario of the bytes report: first contact and login, join, register, send
+/// "Hello?" three times and one 60-character message, receive two replies, reboot, send once
+/// more.
+pub fn standard_scenario() -> Vec<Action> {
+    vec![
+        Action::Login,
+        Action::Join,
+        Action::Subscribe,
+        Action::Send("Hello?".into()),
+        Action::Send("Hello?".into()),
+        Action::Send("Hello?".into()),
+        Action::Send(SIXTY.into()),
+        Action::Receive(vec!["Loud and clear!".into(), "Copy that.".into()]),
+        Action::Reboot,
+        Action::Send("Hello?".into()),
+    ]
+}
+
+/// Runs `scenario` like [`run`].
+pub fn run_scenario(options: &Options, scenario: &[Action], out: &mut dyn Write) -> Result<Report> {
     let started = Instant::now();
     let link_config = options.link()?;
     // The device's and the gateway's timers use the link's effective bit rate.
@@ -660,6 +725,7 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<Report> {
         .tempdir()?;
     let result = run_with(
         options,
+        scenario,
         out,
         &synapse,
         data_dir.path(),
@@ -671,8 +737,8 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<Report> {
     writeln!(
         out,
         "HTTP: what the gateway exchanged with Synapse for the step, including the /sync long \
-         poll it keeps open from step 3 on (the initial sync in step 3; wake-ups by the device's \
-         own message in steps 4 and 6, by the reply in step 5). Counter: the gateway's own \
+         poll it keeps open once the device registered (the initial sync when it registers; \
+         wake-ups by the device's own messages and by the replies). Counter: the gateway's own \
          count (request line, Authorization and Content-Type headers, JSON bodies, status \
          lines). TCP: every byte on the connections, all headers (a relay counts them).\n\
          Demo finished in {:.1} s.",
@@ -684,6 +750,7 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<Report> {
 
 fn run_with(
     options: &Options,
+    scenario: &[Action],
     out: &mut dyn Write,
     synapse: &Synapse,
     data_dir: &std::path::Path,
@@ -746,113 +813,154 @@ fn run_with(
         tap,
     };
     let mut rows = Vec::new();
-
-    let seen = run.step(
-        &mut rows,
-        "1. first contact (XX) + login",
-        "login",
-        |r| {
-            r.device()
-                .login_password("alice", ALICE_PW)
-                .map(drop)
-                .map_err(|e| anyhow::anyhow!("{e}"))
-        },
-        |s| matches!(s, Seen::LoggedIn(_)),
-    )?;
-    if !seen.contains(&Seen::LoggedIn("@alice:localhost".into())) {
-        bail!("login: {seen:?}");
+    let mut room_alias = None;
+    let mut replies = Vec::new();
+    let mut sent = Vec::new();
+    let mut rebooted = false;
+    for action in scenario {
+        let n = rows.len() + 1;
+        match action {
+            Action::Login => {
+                let seen = run.step(
+                    &mut rows,
+                    &format!("{n}. first contact (XX) + login"),
+                    "login",
+                    |r| {
+                        r.device()
+                            .login_password("alice", ALICE_PW)
+                            .map(drop)
+                            .map_err(|e| anyhow::anyhow!("{e}"))
+                    },
+                    |s| matches!(s, Seen::LoggedIn(_)),
+                )?;
+                if !seen.contains(&Seen::LoggedIn("@alice:localhost".into())) {
+                    bail!("login: {seen:?}");
+                }
+            }
+            Action::Join => {
+                let seen = run.step(
+                    &mut rows,
+                    &format!("{n}. join #lobby"),
+                    "join",
+                    |r| {
+                        r.device()
+                            .join("#lobby:localhost")
+                            .map(drop)
+                            .map_err(|e| anyhow::anyhow!("{e}"))
+                    },
+                    |s| matches!(s, Seen::Joined(..)),
+                )?;
+                room_alias = seen.iter().find_map(|s| match s {
+                    Seen::Joined(a, id) if *id == room_id => Some(*a),
+                    _ => None,
+                });
+                if room_alias.is_none() {
+                    bail!("join: {seen:?}");
+                }
+            }
+            Action::Subscribe => {
+                run.step(
+                    &mut rows,
+                    &format!("{n}. register for events (Observe)"),
+                    "subscribe",
+                    |r| {
+                        r.device()
+                            .subscribe()
+                            .map(drop)
+                            .map_err(|e| anyhow::anyhow!("{e}"))
+                    },
+                    |s| matches!(s, Seen::Subscribed),
+                )?;
+            }
+            Action::Send(text) => {
+                let alias = room_alias.context("send before join")?;
+                let name = if rebooted {
+                    format!("{n}. after reboot: send {text:?} (no handshake)")
+                } else {
+                    format!("{n}. send {text:?}")
+                };
+                run.step(
+                    &mut rows,
+                    &name,
+                    &format!("send {text:?}"),
+                    |r| {
+                        r.device()
+                            .send_text(Peer::Alias(alias), text)
+                            .map(drop)
+                            .map_err(|e| anyhow::anyhow!("{e}"))
+                    },
+                    |s| matches!(s, Seen::Delivered),
+                )?;
+                sent.push(text.clone());
+            }
+            Action::Receive(texts) => {
+                let name = if texts.len() == 1 {
+                    format!("{n}. receive Bob's reply (Observe notification)")
+                } else {
+                    format!(
+                        "{n}. receive {} replies (Observe notifications)",
+                        texts.len()
+                    )
+                };
+                let mut left = texts.len();
+                let seen = run.step(
+                    &mut rows,
+                    &name,
+                    "receive",
+                    |_| {
+                        for (i, t) in texts.iter().enumerate() {
+                            bob.send_text(&room_id, &format!("reply-{n}-{i}"), t)
+                                .context("Bob's reply over plain HTTP")?;
+                        }
+                        Ok(())
+                    },
+                    |s| {
+                        left -= usize::from(matches!(s, Seen::Message { .. }));
+                        left == 0
+                    },
+                )?;
+                for s in seen {
+                    if let Seen::Message { body, .. } = s {
+                        replies.push(body);
+                    }
+                }
+            }
+            Action::Reboot => {
+                // Volatile state is gone; the storage (keys, pinned gateway key, session) stays.
+                let storage = run.device.take().context("no device")?.into_storage();
+                run.device = Some(
+                    Device::new(storage, ChaCha20Rng::from_seed([2; 32]), run.device_config)
+                        .map_err(|e| anyhow::anyhow!("device after reboot: {e}"))?,
+                );
+                run.display
+                    .text("\n-- device reboots: RAM state gone, storage (keys, session) kept --");
+                rebooted = true;
+            }
+        }
     }
 
-    let seen = run.step(
-        &mut rows,
-        "2. join #lobby",
-        "join",
-        |r| {
-            r.device()
-                .join("#lobby:localhost")
-                .map(drop)
-                .map_err(|e| anyhow::anyhow!("{e}"))
-        },
-        |s| matches!(s, Seen::Joined(..)),
-    )?;
-    let Some(room_alias) = seen.iter().find_map(|s| match s {
-        Seen::Joined(a, id) if *id == room_id => Some(*a),
-        _ => None,
-    }) else {
-        bail!("join: {seen:?}");
-    };
-
-    run.step(
-        &mut rows,
-        "3. register for events (Observe)",
-        "subscribe",
-        |r| {
-            r.device()
-                .subscribe()
-                .map(drop)
-                .map_err(|e| anyhow::anyhow!("{e}"))
-        },
-        |s| matches!(s, Seen::Subscribed),
-    )?;
-
-    let send = |r: &mut Run<'_>| {
-        r.device()
-            .send_text(Peer::Alias(room_alias), "Hello?")
-            .map(drop)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-    };
-    run.step(
-        &mut rows,
-        "4. send \"Hello?\"",
-        "send \"Hello?\"",
-        send,
-        |s| matches!(s, Seen::Delivered),
-    )?;
-
-    let reply = "Loud and clear!";
-    let seen = run.step(
-        &mut rows,
-        "5. receive Bob's reply (Observe notification)",
-        "receive",
-        |_| {
-            bob.send_text(&room_id, "demo-reply-1", reply)
-                .map(drop)
-                .context("Bob's reply over plain HTTP")
-        },
-        |s| matches!(s, Seen::Message { body, .. } if body == reply),
-    )?;
-    let got = seen
+    // Synapse has every message the device sent, once each.
+    let mut stored: Vec<String> = bob
+        .messages(&room_id, 100)?
         .iter()
-        .find_map(|s| match s {
-            Seen::Message { body, .. } => Some(body.clone()),
+        .filter(|e| e["sender"] == "@alice:localhost")
+        .filter_map(|e| e["content"]["body"].as_str().map(String::from))
+        .collect();
+    stored.sort();
+    sent.sort();
+    if stored != sent {
+        bail!("Synapse has {stored:?} from the device, expected {sent:?}");
+    }
+    let expected: Vec<String> = scenario
+        .iter()
+        .filter_map(|a| match a {
+            Action::Receive(t) => Some(t.clone()),
             _ => None,
         })
-        .context("no reply")?;
-
-    // Reboot: volatile state is gone, the storage (keys, pinned gateway key, session) stays.
-    let storage = run.device.take().context("no device")?.into_storage();
-    run.device = Some(
-        Device::new(storage, ChaCha20Rng::from_seed([2; 32]), run.device_config)
-            .map_err(|e| anyhow::anyhow!("device after reboot: {e}"))?,
-    );
-    run.display
-        .text("\n-- device reboots: RAM state gone, storage (keys, session) kept --");
-    run.step(
-        &mut rows,
-        "6. after reboot: send \"Hello?\" (no handshake)",
-        "send \"Hello?\"",
-        send,
-        |s| matches!(s, Seen::Delivered),
-    )?;
-
-    // Synapse has both messages, once each.
-    let hellos = bob
-        .messages(&room_id, 50)?
-        .iter()
-        .filter(|e| e["sender"] == "@alice:localhost" && e["content"]["body"] == "Hello?")
-        .count();
-    if hellos != 2 {
-        bail!("Synapse has {hellos} \"Hello?\" messages from the device, expected 2");
+        .flatten()
+        .collect();
+    if replies != expected {
+        bail!("the device received {replies:?}, expected {expected:?}");
     }
     // The /sync long polls run in the background from the registration on (the initial sync,
     // wake-ups by the device's own echoes, the reply): all of them are the cost of receiving.
@@ -867,7 +975,7 @@ fn run_with(
     drop(run);
     Ok(Report {
         rows,
-        reply: got,
+        replies,
         link: options.describe(),
     })
 }

@@ -12,7 +12,7 @@ fn demo_runs_in_fast_mode_and_reports_every_step() {
     let mut out = Vec::new();
     let report = demo::run(&options, &mut out).expect("the demo must run");
     let text = String::from_utf8(out).unwrap();
-    assert_eq!(report.reply, "Loud and clear!");
+    assert_eq!(report.replies, ["Loud and clear!"]);
     assert_eq!(report.rows.len(), 6, "{text}");
     let [login, join, observe, send, receive, resend] = &report.rows[..] else {
         unreachable!()
@@ -45,6 +45,21 @@ fn demo_runs_in_fast_mode_and_reports_every_step() {
     }
     assert!(text.contains("empty ACK") && text.contains("handshake XX 3"));
     assert!(report.total().tcp_bytes > report.total().http_bytes);
+    // The bytes report's renderings of the same measurements.
+    let md = trickle_tests::bytes_report::markdown(&report).unwrap();
+    assert!(md.contains(&format!("| total | 14 | {} |", report.total().air_bytes)));
+    let json = trickle_tests::bytes_report::json(&report).unwrap();
+    assert_eq!(
+        json["rows"].as_array().unwrap().len(),
+        7,
+        "6 steps and the total"
+    );
+    assert_eq!(
+        json["rows"][3]["frame_lengths"],
+        serde_json::json!([33, 21])
+    );
+    let svg = trickle_tests::bytes_report::svg(&report);
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert_eq!(
         report.total().air_bytes,
         report.rows.iter().map(|r| r.air_bytes).sum::<u64>()

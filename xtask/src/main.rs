@@ -3,6 +3,7 @@
 //! - `cargo xtask test`: everything CI runs (installs what it needs first, idempotently).
 //! - `cargo xtask demo [--fast] [flags]`: the main job (a device talking to a real homeserver
 //!   over 100 bps; installs the venv with Synapse, then runs `trickle-tests`' `trickle-demo`).
+//! - `cargo xtask bytes`: the standard scenario's bytes report, written to `target/bytes-report/`.
 //! - `cargo xtask setup`: only the installation step of `test`.
 //!
 //! Every external thing the tests need (rustup targets and toolchains, Debian packages, the
@@ -36,6 +37,12 @@ fn main() -> Result<()> {
         Some("test") => test(&root, &args[1..]),
         Some("setup") => setup(&root),
         Some("demo") => demo(&root, &args[1..]),
+        Some("bytes") => {
+            let mut a = vec!["bytes".to_owned(), "--out".to_owned()];
+            a.push(root.join("target/bytes-report").display().to_string());
+            a.extend(args[1..].iter().cloned());
+            demo(&root, &a)
+        }
         Some("-h") | Some("--help") | None => {
             print_help();
             Ok(())
@@ -54,7 +61,9 @@ fn print_help() {
          test [--no-fuzz]   everything CI runs; installs what it needs first (idempotent)\n  \
          setup              only install what the tests need\n  \
          demo [--fast] [--bitrate BPS] [--loss P] [--lora SF/BW] [--seed N]\n                    \
-         the main job: a device talking to a real homeserver at 100 bps"
+         the main job: a device talking to a real homeserver at 100 bps\n  \
+         bytes              the standard scenario's bytes report (Markdown, JSON, SVG in\n                    \
+         target/bytes-report/)"
     );
 }
 
