@@ -120,6 +120,15 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// A step label cut to fit the label column.
+fn short(s: &str) -> String {
+    if s.chars().count() <= 58 {
+        s.to_owned()
+    } else {
+        s.chars().take(56).collect::<String>() + "…"
+    }
+}
+
 /// A horizontal bar chart: per step, bytes on air beside HTTP bytes on TCP.
 pub fn svg(report: &Report) -> String {
     let label_w = 420.0;
@@ -157,7 +166,7 @@ pub fn svg(report: &Report) -> String {
              <rect x=\"{label_w}\" y=\"{:.1}\" width=\"{tcp:.1}\" height=\"12\" fill=\"#d9822b\"/>\
              <text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
             y + 18.0,
-            esc(&r.step),
+            esc(&short(&r.step)),
             y + 2.0,
             label_w + air + 4.0,
             y + 12.0,
