@@ -1,7 +1,9 @@
 //! `cargo xtask`: the project's task runner.
 //!
 //! - `cargo xtask test`: everything CI runs (installs what it needs first, idempotently).
-//! - `cargo xtask demo`: the main job (a device talking to a real homeserver over 100 bps).
+//! - `cargo xtask demo [--fast] [flags]`: the main job (a device talking to a real homeserver
+//!   over 100 bps; installs the venv with Synapse, then runs `trickle-tests`' `trickle-demo`).
+//! - `cargo xtask bytes`: the standard scenario's bytes report, written to `target/bytes-report/`.
 //! - `cargo xtask setup`: only the installation step of `test`.
 //!
 //! Every external thing the tests need (rustup targets and toolchains, Debian packages, the
@@ -35,6 +37,12 @@ fn main() -> Result<()> {
         Some("test") => test(&root, &args[1..]),
         Some("setup") => setup(&root),
         Some("demo") => demo(&root, &args[1..]),
+        Some("bytes") => {
+            let mut a = vec!["bytes".to_owned(), "--out".to_owned()];
+            a.push(root.join("target/bytes-report").display().to_string());
+            a.extend(args[1..].iter().cloned());
+            demo(&root, &a)
+        }
         Some("-h") | Some("--help") | None => {
             print_help();
             Ok(())
@@ -52,7 +60,10 @@ fn print_help() {
          commands:\n  \
          test [--no-fuzz]   everything CI runs; installs what it needs first (idempotent)\n  \
          setup              only install what the tests need\n  \
-         demo               the main job: a device talking to a real homeserver at 100 bps"
+         demo [--fast] [--bitrate BPS] [--loss P] [--lora SF/BW] [--seed N]\n                    \
+         the main job: a device talking to a real homeserver at 100 bps\n  \
+         bytes              the standard scenario's bytes report (Markdown, JSON, SVG in\n                    \
+         target/bytes-report/)"
     );
 }
 
@@ -188,6 +199,19 @@ fn setup(root: &Path) -> Result<()> {
         install.args(&missing);
         run(&mut install)
     })?;
+    setup_venv(root)?;
+    step("cargo-fuzz", || {
+        if succeeds(cargo(root).args(["fuzz", "--version"])) {
+            eprintln!("present");
+            return Ok(());
+        }
+        run(cargo(root).args(["install", "cargo-fuzz", "--locked"]))
+    })
+}
+
+/// Creates `.venv` with the packages of `tests/peers/requirements.txt` (aiocoap, Synapse), unless
+/// it is already there with exactly those requirements.
+fn setup_venv(root: &Path) -> Result<()> {
     step("Python venv with the test peers (aiocoap, Synapse)", || {
         let requirements = root.join("tests/peers/requirements.txt");
         let wanted = std::fs::read_to_string(&requirements)
@@ -214,13 +238,6 @@ fn setup(root: &Path) -> Result<()> {
             .arg(&requirements))?;
         std::fs::write(&stamp, wanted)?;
         Ok(())
-    })?;
-    step("cargo-fuzz", || {
-        if succeeds(cargo(root).args(["fuzz", "--version"])) {
-            eprintln!("present");
-            return Ok(());
-        }
-        run(cargo(root).args(["install", "cargo-fuzz", "--locked"]))
     })
 }
 
@@ -422,11 +439,50 @@ fn fuzz_smoke(root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn demo(_root: &Path, _args: &[String]) -> Result<()> {
-    eprintln!(
-        "cargo xtask demo: not yet. The end-to-end demo (a device talking to a real Synapse over a\n\
-         simulated 100 bps link) arrives with the device client and gateway. Until then,\n\
-         `cargo xtask test` runs everything that exists."
-    );
+/// `cargo xtask demo [flags]`: installs the venv with Synapse if needed, then runs the
+/// `trickle-demo` binary of `trickle-tests` (see `tests/src/demo.rs`), passing the flags on.
+fn demo(root: &Path, args: &[String]) -> Result<()> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        eprintln!(
+            "cargo xtask demo [--fast] [--bitrate BPS] [--loss P] [--lora SF/BW] [--seed N]\n\n\
+             A device (the core's client) logs in, joins a room, sends \"Hello?\", receives a\n\
+             reply and sends again after a reboot, over a simulated 100 bit/s link to the\n\
+             gateway and a real Synapse started on 127.0.0.1; every frame is shown as it\n\
+             crosses the link, then a table of bytes on air against HTTP+JSON."
+        );
+        return Ok(());
+    }
+    setup_venv(root)?;
+    // Ctrl-C reaches the whole process group: the demo stops Synapse and cleans up by itself;
+    // xtask only waits for it to finish.
+    ctrlc::set_handler(|| {}).context("installing the ctrl-c handler")?;
+    step("build the demo", || {
+        run(cargo(root).args([
+            "build",
+            "--quiet",
+            "-p",
+            "trickle-tests",
+            "--bin",
+            "trickle-demo",
+        ]))
+    })?;
+    eprintln!();
+    let status = cargo(root)
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "trickle-tests",
+            "--bin",
+            "trickle-demo",
+            "--",
+        ])
+        .args(args)
+        .env("TRICKLE_PYTHON", venv_python(root))
+        .status()
+        .context("running the demo")?;
+    if !status.success() {
+        bail!("the demo failed ({status})");
+    }
     Ok(())
 }
