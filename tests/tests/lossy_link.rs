@@ -52,7 +52,7 @@ const MAX_FRAME: usize = 255;
 /// Largest virtual step while waiting for the real-time side (Synapse, `/sync` threads).
 const IDLE_STEP: Duration = Duration::from_millis(500);
 /// Give up (fail) after this much real time.
-const REAL_LIMIT: Duration = Duration::from_secs(600);
+const REAL_LIMIT: Duration = Duration::from_secs(240);
 
 type Device = Client<trickle_core::noise::storage::RamStorage, ChaCha20Rng>;
 
@@ -81,6 +81,7 @@ struct Sim {
     base: Instant,
     seen: VecDeque<Seen>,
     buf: Vec<u8>,
+    last_status: Instant,
 }
 
 impl Sim {
@@ -162,6 +163,18 @@ impl Sim {
     /// Moves the virtual clock to the next scheduled event; while only the real-time side can
     /// bring something, sleeps briefly and moves at most [`IDLE_STEP`].
     fn advance(&mut self) {
+        if self.last_status.elapsed() > Duration::from_secs(5) {
+            self.last_status = Instant::now();
+            eprintln!(
+                "[{:.0} s virtual] pending {} link next {:?} device timer {:?} gateway timer {:?} notif {}",
+                self.vnow.as_secs_f64(),
+                self.device.pending(),
+                self.link.next_event(),
+                self.device.poll_timeout(),
+                self.gateway.poll_timeout().map(|t| t.saturating_duration_since(self.base)),
+                self.gateway.has_pending_notifications()
+            );
+        }
         let gw = self
             .gateway
             .poll_timeout()
@@ -313,6 +326,7 @@ fn lossy_link_delivers_every_message_exactly_once_both_ways() {
         base: Instant::now(),
         seen: VecDeque::new(),
         buf: vec![0u8; 512],
+        last_status: Instant::now(),
     };
     let deadline = real_start + REAL_LIMIT;
     let mut op_timeouts = 0usize;
@@ -384,6 +398,9 @@ fn lossy_link_delivers_every_message_exactly_once_both_ways() {
         );
         sim.pump();
         while let Some(s) = sim.seen.pop_front() {
+            if std::env::var_os("LOSSY_TRACE").is_some() {
+                eprintln!("{:?} {s:?} delivered {} received {}", sim.vnow, delivered.len(), received.len());
+            }
             match s {
                 Seen::Delivered(h) => {
                     let i = in_flight.remove(&h).expect("delivery of an unknown handle");
