@@ -652,13 +652,40 @@ fn session_layer_against_real_synapse() {
     assert!(sent_back.is_empty());
     assert!(!gw.has_pending_notifications());
 
+    // --- a notification in flight follows the device to its new session (regression) --------
+    // The device gives up a request and starts a new handshake while notification r0 waits for
+    // its ACK. The gateway used to retransmit the frame sealed for the old session, which the
+    // device can no longer open, until the registration was dropped; it now seals it again for
+    // the new session (same sequence number).
+    bob.send_text(&room_id, "r0", "r0").unwrap();
+    let (_, m, _old_ticket) = dev.notification(&mut gw);
+    let r = Repr::parse_bytes(&m).unwrap();
+    assert_eq!(
+        r.option(OptionNumber::OBSERVE).unwrap().value_uint(),
+        Ok(21)
+    );
+    dev.pipe.reset_session().unwrap();
+    let x = dev.request(&mut gw, &hello);
+    assert_eq!(Repr::parse_bytes(&x.response).unwrap().code, Code::CHANGED);
+    let tx = gw.poll(Instant::now());
+    assert_eq!(tx.len(), 1, "the notification, sealed for the new session");
+    let (m, ticket) = dev.open_notification(&tx[0].frame);
+    let r = Repr::parse_bytes(&m).unwrap();
+    assert_eq!(
+        r.option(OptionNumber::OBSERVE).unwrap().value_uint(),
+        Ok(21)
+    );
+    assert_eq!(r.payload, b"\x83\x00\x00\x62r0");
+    assert!(dev.ack_then(&mut gw, ticket).is_empty());
+    assert!(!gw.has_pending_notifications());
+
     // --- RST to a notification removes the registration ---------------------------------------
     bob.send_text(&room_id, "b5", "Z").unwrap();
     let (_, m, ticket) = dev.notification(&mut gw);
     let r = Repr::parse_bytes(&m).unwrap();
     assert_eq!(
         r.option(OptionNumber::OBSERVE).unwrap().value_uint(),
-        Ok(21)
+        Ok(22)
     );
     let mut f = [0u8; 64];
     let s = dev

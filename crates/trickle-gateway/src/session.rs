@@ -379,9 +379,6 @@ pub struct SessionGateway {
     blocks: HashMap<String, (Vec<u8>, CompactResponse)>,
     /// Per device: a Block1 request body being received (code path, bytes so far).
     uploads: HashMap<String, (Vec<u8>, Vec<u8>)>,
-    /// Frames to hand out with the next [`SessionGateway::poll`] (notifications sealed again
-    /// for a device's new session).
-    deferred: Vec<Transmit>,
 }
 
 impl std::fmt::Debug for SessionGateway {
@@ -428,7 +425,6 @@ impl SessionGateway {
             last_rx_cid: None,
             blocks: HashMap::new(),
             uploads: HashMap::new(),
-            deferred: Vec::new(),
         };
         for cid in 1..=u8::MAX {
             let Some(key) = gw.pipe.remote_static(cid) else {
@@ -555,7 +551,7 @@ impl SessionGateway {
                 };
                 let device = hex(&key);
                 self.cids.insert(device.clone(), cid);
-                self.reseal_if_stale(now, &device, cid);
+                self.reseal_if_stale(&device, cid);
                 let plain = out[..len].to_vec();
                 let Ok(req) = Repr::parse_bytes(&plain) else {
                     warn!(cid, "undecodable CoAP message dropped");
@@ -808,13 +804,22 @@ impl SessionGateway {
     /// Call it whenever [`poll_timeout`](Self::poll_timeout) passes, and at least every few
     /// hundred milliseconds while devices are registered (new events arrive from threads).
     pub fn poll(&mut self, now: Instant) -> Vec<Transmit> {
-        let mut tx = std::mem::take(&mut self.deferred);
+        let mut tx = Vec::new();
         while let Ok(msg) = self.sync_rx.try_recv() {
             tx.extend(self.on_sync(now, msg));
         }
         let devices: Vec<String> = self.observers.keys().cloned().collect();
         for device in devices {
             tx.extend(self.retransmit(now, &device));
+            // A queued event with nothing in flight (its frame was dropped for a stale session,
+            // or sealing failed): send it now.
+            if self
+                .observers
+                .get(&device)
+                .is_some_and(|o| o.in_flight.is_none() && !o.queue.is_empty())
+            {
+                tx.extend(self.pump(now, &device));
+            }
         }
         tx
     }
@@ -1308,7 +1313,7 @@ impl SessionGateway {
     /// drop the registration and stall delivery. Seal it again for the current session (same
     /// event and sequence number; the device drops what it already accepted); the frame goes
     /// out with the next [`poll`](Self::poll).
-    fn reseal_if_stale(&mut self, now: Instant, device: &str, cid: u8) {
+    fn reseal_if_stale(&mut self, device: &str, cid: u8) {
         let Some(o) = self.observers.get_mut(device) else {
             return;
         };
@@ -1319,10 +1324,10 @@ impl SessionGateway {
         {
             return;
         }
+        // Sealed by the next `poll`, once the new session can carry it (an IK session is
+        // established only after the gateway's reply to the request carried in message 1).
         o.in_flight = None;
-        info!(%device, cid, "notification sealed again for the device's new session");
-        let tx = self.pump(now, device);
-        self.deferred.extend(tx);
+        info!(%device, cid, "notification to be sealed again for the device's new session");
     }
 
     fn retransmit(&mut self, now: Instant, device: &str) -> Vec<Transmit> {
