@@ -412,7 +412,7 @@ fn lossy_link_delivers_every_message_exactly_once_both_ways() {
                 Seen::Delivered(h) => {
                     let i = in_flight.remove(&h).expect("delivery of an unknown handle");
                     assert!(delivered.insert(i), "{} reported delivered twice", body(i));
-                    if delivered.len() % 4 == 0 && bob_sent < BOB_MESSAGES {
+                    if delivered.len().is_multiple_of(4) && bob_sent < BOB_MESSAGES {
                         bob.send_text(
                             &room_id,
                             &format!("bob-txn-{bob_sent}"),
