@@ -27,6 +27,12 @@
 //! The exactly-once property is asserted on Synapse's timeline, and the number of timeouts is
 //! printed.
 //!
+//! This test found two gateway bugs (fixed in `trickle_gateway::session`, each with a
+//! regression step in `tests/gateway_session.rs`): a `/sync` whose timeline came back `limited`
+//! (more than 10 new messages while the device was still ACKing the previous batch) silently
+//! lost the older events; and a notification in flight when the device gave up a request and
+//! re-handshook stayed sealed for the dead session until the registration was dropped.
+//!
 //! Fails (never skips) if Synapse can't start.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -463,7 +469,8 @@ fn lossy_link_delivers_every_message_exactly_once_both_ways() {
         }
         sim.advance();
     }
-    // Let every straggling copy land, then a quiet minute of virtual time: nothing new arrives.
+    // Let every straggling copy land, then ten quiet minutes of virtual time: nothing new
+    // arrives (no late duplicate notification, no late delivery report).
     let settle_until = sim.vnow + Duration::from_secs(600);
     while sim.vnow < settle_until {
         sim.pump();
