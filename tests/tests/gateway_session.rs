@@ -116,6 +116,38 @@ impl Device {
         }
     }
 
+    /// ACKs a notification; returns what the gateway sent back at once (the next queued
+    /// notification, if any).
+    fn ack_then(
+        &mut self,
+        gw: &mut SessionGateway,
+        ticket: trickle_core::noise::pipe::ReplyTicket,
+    ) -> Vec<Transmit> {
+        let mut f = [0u8; 64];
+        let s = self
+            .pipe
+            .seal_reply(ticket, &[0x60, 0x00, 0, 0], &mut f)
+            .unwrap();
+        gw.handle_frame(Instant::now(), &f[..s.len])
+    }
+
+    /// Opens a notification frame: (message, ticket).
+    fn open_notification(
+        &mut self,
+        frame: &[u8],
+    ) -> (Vec<u8>, trickle_core::noise::pipe::ReplyTicket) {
+        let mut p = [0u8; 600];
+        let Received::Message {
+            len,
+            ticket: Some(ticket),
+            ..
+        } = self.pipe.open(frame, &mut p).unwrap()
+        else {
+            panic!("expected a CON notification")
+        };
+        (p[..len].to_vec(), ticket)
+    }
+
     /// ACKs a notification; returns the ACK frame (already handed to the gateway).
     fn ack(
         &mut self,
@@ -580,11 +612,81 @@ fn session_layer_against_real_synapse() {
         ["Hello", long.as_str(), "Ok", "IK"]
     );
 
+    // --- a device slower than the room loses nothing (regression) ------------------------------
+    // While notification g00 waits for its ACK, Bob sends 15 more: more than the tiny filter's
+    // timeline limit (10), so the next `/sync` is `limited`. The gateway used to deliver only the
+    // last 10 and silently lose the rest; it now reads the gap back with `/messages`.
+    bob.send_text(&room_id, "g00", "g00").unwrap();
+    let (_, m, first) = dev.notification(&mut gw);
+    let r = Repr::parse_bytes(&m).unwrap();
+    assert_eq!(r.option(OptionNumber::OBSERVE).unwrap().value_uint(), Ok(5));
+    assert_eq!(r.payload, b"\x83\x00\x00\x63g00");
+    for i in 1..16 {
+        let b = format!("g{i:02}");
+        bob.send_text(&room_id, &b, &b).unwrap();
+    }
+    let mut sent_back = dev.ack_then(&mut gw, first);
+    for i in 1..16u32 {
+        let (m, ticket) = match sent_back.pop() {
+            Some(t) => dev.open_notification(&t.frame),
+            None => {
+                let (_, m, ticket) = dev.notification(&mut gw);
+                (m, ticket)
+            }
+        };
+        assert!(sent_back.is_empty());
+        let r = Repr::parse_bytes(&m).unwrap();
+        assert_eq!(
+            r.option(OptionNumber::OBSERVE).unwrap().value_uint(),
+            Ok(5 + i)
+        );
+        let mut expect = vec![0x83, 0x00, 0x00, 0x63];
+        expect.extend_from_slice(format!("g{i:02}").as_bytes());
+        assert_eq!(
+            r.payload,
+            &expect[..],
+            "notification {i} in order, none lost"
+        );
+        sent_back = dev.ack_then(&mut gw, ticket);
+    }
+    assert!(sent_back.is_empty());
+    assert!(!gw.has_pending_notifications());
+
+    // --- a notification in flight follows the device to its new session (regression) --------
+    // The device gives up a request and starts a new handshake while notification r0 waits for
+    // its ACK. The gateway used to retransmit the frame sealed for the old session, which the
+    // device can no longer open, until the registration was dropped; it now seals it again for
+    // the new session (same sequence number).
+    bob.send_text(&room_id, "r0", "r0").unwrap();
+    let (_, m, _old_ticket) = dev.notification(&mut gw);
+    let r = Repr::parse_bytes(&m).unwrap();
+    assert_eq!(
+        r.option(OptionNumber::OBSERVE).unwrap().value_uint(),
+        Ok(21)
+    );
+    dev.pipe.reset_session().unwrap();
+    let x = dev.request(&mut gw, &hello);
+    assert_eq!(Repr::parse_bytes(&x.response).unwrap().code, Code::CHANGED);
+    let tx = gw.poll(Instant::now());
+    assert_eq!(tx.len(), 1, "the notification, sealed for the new session");
+    let (m, ticket) = dev.open_notification(&tx[0].frame);
+    let r = Repr::parse_bytes(&m).unwrap();
+    assert_eq!(
+        r.option(OptionNumber::OBSERVE).unwrap().value_uint(),
+        Ok(21)
+    );
+    assert_eq!(r.payload, b"\x83\x00\x00\x62r0");
+    assert!(dev.ack_then(&mut gw, ticket).is_empty());
+    assert!(!gw.has_pending_notifications());
+
     // --- RST to a notification removes the registration ---------------------------------------
     bob.send_text(&room_id, "b5", "Z").unwrap();
     let (_, m, ticket) = dev.notification(&mut gw);
     let r = Repr::parse_bytes(&m).unwrap();
-    assert_eq!(r.option(OptionNumber::OBSERVE).unwrap().value_uint(), Ok(5));
+    assert_eq!(
+        r.option(OptionNumber::OBSERVE).unwrap().value_uint(),
+        Ok(22)
+    );
     let mut f = [0u8; 64];
     let s = dev
         .pipe

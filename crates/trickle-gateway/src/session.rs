@@ -328,6 +328,11 @@ enum SyncMsg {
 }
 
 struct InFlight {
+    /// The session the frame was sealed for; a notification sealed for a session the device
+    /// has since replaced can never be opened, so it is sealed again for the new one.
+    cid: u8,
+    /// The device started a new handshake on `cid`: the sealed frame belongs to the old session.
+    stale: bool,
     seq: u32,
     mid: u16,
     frame: Vec<u8>,
@@ -514,6 +519,11 @@ impl SessionGateway {
         match received {
             Received::Handshake { cid, len } => {
                 self.last_rx_cid = Some(cid);
+                for o in self.observers.values_mut() {
+                    if let Some(f) = o.in_flight.as_mut().filter(|f| f.cid == cid) {
+                        f.stale = true;
+                    }
+                }
                 self.air_in(Op::Handshake, frame.len());
                 self.air_out(Op::Handshake, len);
                 debug!(cid, len, "handshake step");
@@ -541,6 +551,7 @@ impl SessionGateway {
                 };
                 let device = hex(&key);
                 self.cids.insert(device.clone(), cid);
+                self.reseal_if_stale(&device, cid);
                 let plain = out[..len].to_vec();
                 let Ok(req) = Repr::parse_bytes(&plain) else {
                     warn!(cid, "undecodable CoAP message dropped");
@@ -800,6 +811,15 @@ impl SessionGateway {
         let devices: Vec<String> = self.observers.keys().cloned().collect();
         for device in devices {
             tx.extend(self.retransmit(now, &device));
+            // A queued event with nothing in flight (its frame was dropped for a stale session,
+            // or sealing failed): send it now.
+            if self
+                .observers
+                .get(&device)
+                .is_some_and(|o| o.in_flight.is_none() && !o.queue.is_empty())
+            {
+                tx.extend(self.pump(now, &device));
+            }
         }
         tx
     }
@@ -1272,6 +1292,8 @@ impl SessionGateway {
         info!(%device, cid, seq, bytes = f.len(), "notification sent");
         if let Some(o) = self.observers.get_mut(device) {
             o.in_flight = Some(InFlight {
+                cid,
+                stale: false,
                 seq,
                 mid: sealed.mid,
                 frame: f.clone(),
@@ -1283,6 +1305,29 @@ impl SessionGateway {
         }
         self.air_out(Op::Notification, f.len());
         vec![Transmit { cid, frame: f }]
+    }
+
+    /// A message from `device` arrived on session `cid`: a notification in flight that was
+    /// sealed for an older session of the device (the device gave up a request and started a new
+    /// handshake) can never be opened by it, so retransmitting it until MAX_RETRANSMIT would only
+    /// drop the registration and stall delivery. Seal it again for the current session (same
+    /// event and sequence number; the device drops what it already accepted); the frame goes
+    /// out with the next [`poll`](Self::poll).
+    fn reseal_if_stale(&mut self, device: &str, cid: u8) {
+        let Some(o) = self.observers.get_mut(device) else {
+            return;
+        };
+        if !o
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.stale || f.cid != cid)
+        {
+            return;
+        }
+        // Sealed by the next `poll`, once the new session can carry it (an IK session is
+        // established only after the gateway's reply to the request carried in message 1).
+        o.in_flight = None;
+        info!(%device, cid, "notification to be sealed again for the device's new session");
     }
 
     fn retransmit(&mut self, now: Instant, device: &str) -> Vec<Transmit> {
@@ -1380,6 +1425,80 @@ struct SyncThread {
 }
 
 impl SyncThread {
+    /// The events a `limited` timeline of `body` skipped since `since`, oldest first, per room
+    /// (read back with `/messages` from the timeline's `prev_batch` down to `since`). `None` if
+    /// the homeserver failed (the caller retries the whole `/sync`).
+    fn fill_gaps(
+        &self,
+        body: &Value,
+        since: &str,
+        bytes: &mut OpBytes,
+    ) -> Option<Vec<crate::sync::TinyEvent>> {
+        let mut out = Vec::new();
+        let Some(join) = body
+            .get("rooms")
+            .and_then(|r| r.get("join"))
+            .and_then(Value::as_object)
+        else {
+            return Some(out);
+        };
+        let filter = json!({ "types": ["m.room.message"] }).to_string();
+        for (room_id, room) in join {
+            let timeline = room.get("timeline");
+            let limited = timeline
+                .and_then(|t| t.get("limited"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let Some(prev) = timeline
+                .and_then(|t| t.get("prev_batch"))
+                .and_then(Value::as_str)
+            else {
+                continue;
+            };
+            if !limited {
+                continue;
+            }
+            let mut from = prev.to_owned();
+            let mut gap = Vec::new();
+            // Bounded: at most 100 pages of 100 events.
+            for _ in 0..100 {
+                let target = format!(
+                    "/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100&from={}&to={}&filter={}",
+                    encode_segment(room_id),
+                    encode_segment(&from),
+                    encode_segment(since),
+                    encode_segment(&filter)
+                );
+                let http = HttpRequest {
+                    method: Method::Get,
+                    target,
+                    access_token: Some(self.access_token.clone()),
+                    body: None,
+                };
+                let (r, b) = send_counted(&self.client, &http);
+                bytes.add(&b);
+                let page = match r {
+                    Ok(resp) if resp.status == 200 => resp.json()?,
+                    _ => return None,
+                };
+                let chunk = page.get("chunk").and_then(Value::as_array)?;
+                for e in chunk {
+                    gap.push(crate::sync::TinyEvent {
+                        room_id: room_id.clone(),
+                        event: e.clone(),
+                    });
+                }
+                match page.get("end").and_then(Value::as_str) {
+                    Some(end) if !chunk.is_empty() => from = end.to_owned(),
+                    _ => break,
+                }
+            }
+            gap.reverse();
+            out.append(&mut gap);
+        }
+        Some(out)
+    }
+
     fn run(mut self) {
         let mut bytes = OpBytes::default();
         let filter = loop {
@@ -1460,10 +1579,28 @@ impl SyncThread {
                 }
                 _ => None,
             };
-            let Some(batch) = body.and_then(|b| parse_sync(&b).ok()) else {
+            let Some((body, mut batch)) = body.and_then(|b| parse_sync(&b).ok().map(|s| (b, s)))
+            else {
                 std::thread::sleep(Duration::from_secs(2));
                 continue;
             };
+            // A `limited` timeline left out events between `since` and the batch (the device
+            // was slower than the room): fetch the gap with `/messages` so none is lost.
+            if let Some(since) = self.since.clone() {
+                match self.fill_gaps(&body, &since, &mut bytes) {
+                    Some(gap) if !gap.is_empty() => {
+                        debug!(device = %self.device, events = gap.len(), "sync gap filled");
+                        let mut all = gap;
+                        all.append(&mut batch.events);
+                        batch.events = all;
+                    }
+                    Some(_) => {}
+                    None => {
+                        std::thread::sleep(Duration::from_secs(2));
+                        continue;
+                    }
+                }
+            }
             let mut events: Vec<Event> = batch
                 .events
                 .iter()
