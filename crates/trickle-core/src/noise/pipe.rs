@@ -931,6 +931,34 @@ impl<S: Storage> Initiator<S> {
         }
     }
 
+    /// Turns a finished handshake into the established session (own counters from
+    /// `send_next`, answers to own counters from `echo_floor` on) and persists it before use.
+    fn establish(
+        &mut self,
+        hs: HandshakeState,
+        cid: u8,
+        send_next: u64,
+        echo_floor: u64,
+    ) -> Result<(), PipeError> {
+        let transport = hs.into_transport()?;
+        self.generation = self.generation.wrapping_add(1);
+        let mut s = Session::from_transport(
+            transport,
+            Fresh {
+                cid,
+                slot: 0,
+                initiator: true,
+                send_next,
+                rx: ReplayWindow::new(0),
+                echo_floor,
+                generation: self.generation,
+            },
+        );
+        s.persist_now(&mut self.records, &self.config)?;
+        self.state = DevState::Established(s);
+        Ok(())
+    }
+
     /// The connection ID of the established session.
     pub fn cid(&self) -> Option<u8> {
         match &self.state {
@@ -1077,22 +1105,7 @@ impl<S: Storage> Initiator<S> {
         };
         // The handshake is complete: the transport takes over. The reply to the carried request
         // (counter base+1) arrives as a transport ACK under the echoed nonce.
-        let transport = hs.into_transport()?;
-        self.generation = self.generation.wrapping_add(1);
-        let mut s = Session::from_transport(
-            transport,
-            Fresh {
-                cid,
-                slot: 0,
-                initiator: true,
-                send_next: base + 2,
-                rx: ReplayWindow::new(0),
-                echo_floor: base + 1,
-                generation: self.generation,
-            },
-        );
-        s.persist_now(&mut self.records, &self.config)?;
-        self.state = DevState::Established(s);
+        self.establish(hs, cid, base + 2, base + 1)?;
         let len = at + n;
         self.handshake_bytes += len;
         Ok(Sealed {
@@ -1198,22 +1211,7 @@ impl<S: Storage> Initiator<S> {
                     _ => return Err(PipeError::BadHandshakePayload),
                 };
                 let len = decode_inner(inner, Kind::Ack, base as u16, out)?;
-                let transport = hs.into_transport()?;
-                self.generation = self.generation.wrapping_add(1);
-                let mut s = Session::from_transport(
-                    transport,
-                    Fresh {
-                        cid,
-                        slot: 0,
-                        initiator: true,
-                        send_next: base + 1,
-                        rx: ReplayWindow::new(0),
-                        echo_floor: base + 1,
-                        generation: self.generation,
-                    },
-                );
-                s.persist_now(&mut self.records, &self.config)?;
-                self.state = DevState::Established(s);
+                self.establish(hs, cid, base + 1, base + 1)?;
                 Ok(Received::Message {
                     cid,
                     len,
