@@ -837,6 +837,22 @@ impl<S: Storage> fmt::Debug for Initiator<S> {
     }
 }
 
+/// The static key from storage, or on first boot a new one, stored before it is used.
+fn load_or_create_identity<S: Storage, R: CryptoRng + ?Sized>(
+    records: &mut Records<S>,
+    rng: &mut R,
+) -> Result<Keypair, PipeError> {
+    if let Some(secret) = records.load_identity()? {
+        return Ok(Keypair::from_secret(secret));
+    }
+    let kp = Keypair::generate(rng);
+    let mut secret = kp.secret_bytes();
+    let stored = records.save_identity(&secret);
+    secret.zeroize();
+    stored?;
+    Ok(kp)
+}
+
 impl<S: Storage> Initiator<S> {
     /// Opens the device end over `storage`: loads (or on first boot generates and stores) the
     /// static key, the pinned gateway key and a persisted session. A persisted session resumes
@@ -848,17 +864,7 @@ impl<S: Storage> Initiator<S> {
     ) -> Result<Self, PipeError> {
         config.check()?;
         let mut records = Records::new(storage);
-        let identity = match records.load_identity()? {
-            Some(secret) => Keypair::from_secret(secret),
-            None => {
-                let kp = Keypair::generate(rng);
-                let mut secret = kp.secret_bytes();
-                let r = records.save_identity(&secret);
-                secret.zeroize();
-                r?;
-                kp
-            }
-        };
+        let identity = load_or_create_identity(&mut records, rng)?;
         let pin = records.load_pin()?;
         let generation = rng.next_u32();
         let (rec, cursor) = records.load_session(0)?;
@@ -1310,17 +1316,7 @@ impl<S: Storage, const N: usize> Responder<S, N> {
     ) -> Result<Self, PipeError> {
         config.check()?;
         let mut records = Records::new(storage);
-        let identity = match records.load_identity()? {
-            Some(secret) => Keypair::from_secret(secret),
-            None => {
-                let kp = Keypair::generate(rng);
-                let mut secret = kp.secret_bytes();
-                let r = records.save_identity(&secret);
-                secret.zeroize();
-                r?;
-                kp
-            }
-        };
+        let identity = load_or_create_identity(&mut records, rng)?;
         let mut generation = rng.next_u32();
         let mut slots: [Option<GwSlot>; N] = core::array::from_fn(|_| None);
         let mut free = slots.iter_mut();
