@@ -24,6 +24,11 @@ const MCU_TARGETS: &[&str] = &["thumbv6m-none-eabi", "thumbv7em-none-eabihf"];
 /// The core's feature sets built for every MCU target (the feature × target matrix).
 const CORE_FEATURE_SETS: &[&str] = &["", "defmt"];
 
+/// Board crates (workspace members under `boards/`, no_std libraries): each is linted and built
+/// for every MCU target, with and without `defmt`, beside the core. Their host tests run with
+/// the workspace's.
+const BOARD_CRATES: &[&str] = &[];
+
 /// Debian packages the tests need, with one program each that proves it is installed.
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[("libcoap3-bin", "coap-client-notls")];
 
@@ -269,36 +274,43 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         ]))
     })?;
     for target in MCU_TARGETS {
-        step(&format!("clippy -D warnings (core, {target})"), || {
-            run(cargo(root).args([
-                "clippy",
-                "-p",
-                "trickle-core",
-                "--target",
-                target,
-                "--features",
-                "defmt",
-                "--",
-                "-D",
-                "warnings",
-            ]))
-        })?;
+        step(
+            &format!("clippy -D warnings (core and boards, {target})"),
+            || {
+                let mut cmd = cargo(root);
+                cmd.args(["clippy", "-p", "trickle-core"]);
+                for krate in BOARD_CRATES {
+                    cmd.args(["-p", krate]);
+                }
+                run(cmd.args([
+                    "--target",
+                    target,
+                    "--features",
+                    "defmt",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]))
+            },
+        )?;
     }
     step(
-        "no_std builds of the core (feature × target matrix)",
+        "no_std builds of the core and board crates (feature × target matrix)",
         || {
             for target in MCU_TARGETS {
-                for features in CORE_FEATURE_SETS {
-                    run(cargo(root).args([
-                        "build",
-                        "-p",
-                        "trickle-core",
-                        "--release",
-                        "--target",
-                        target,
-                        "--features",
-                        features,
-                    ]))?;
+                for krate in std::iter::once(&"trickle-core").chain(BOARD_CRATES) {
+                    for features in CORE_FEATURE_SETS {
+                        run(cargo(root).args([
+                            "build",
+                            "-p",
+                            krate,
+                            "--release",
+                            "--target",
+                            target,
+                            "--features",
+                            features,
+                        ]))?;
+                    }
                 }
             }
             Ok(())
@@ -319,13 +331,12 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         || {
             run(cargo_on(root, MSRV).args(["check", "--workspace"]))?;
             for target in MCU_TARGETS {
-                run(cargo_on(root, MSRV).args([
-                    "check",
-                    "-p",
-                    "trickle-core",
-                    "--target",
-                    target,
-                ]))?;
+                let mut cmd = cargo_on(root, MSRV);
+                cmd.args(["check", "-p", "trickle-core"]);
+                for krate in BOARD_CRATES {
+                    cmd.args(["-p", krate]);
+                }
+                run(cmd.args(["--target", target]))?;
             }
             Ok(())
         },

@@ -1,8 +1,13 @@
-//! Airtime of frames on the physical links Trickle runs over.
+//! The links Trickle runs over: the trait board crates implement, and airtime of frames.
 //!
-//! Nothing here puts bytes on the air; it only answers "how long does this frame occupy the
-//! channel?", exactly and in integer microseconds, so firmware can plan duty cycles and the host
-//! link simulator (`trickle-sim`) can reproduce real timing.
+//! The core never touches hardware. A board crate (`boards/`) moves whole frames and keeps
+//! time; the sans-I/O [`client`](crate::client) decides what to send and when. The contract
+//! between them is [`FrameLink`] (blocking or polled firmware) or [`AsyncFrameLink`] (async
+//! executors), plus a [`Clock`].
+//!
+//! The airtime functions only answer "how long does this frame occupy the channel?", exactly and
+//! in integer microseconds, so firmware can plan duty cycles and the host link simulator
+//! (`trickle-sim`) can reproduce real timing.
 //!
 //! - [`lora`]: LoRa time on air from the Semtech formula (SX127x datasheet §4.1.1.7, AN1200.13,
 //!   SX126x datasheet §6.1.4 for SF5/SF6).
@@ -10,6 +15,60 @@
 //!   modem that only counts payload bits, 8).
 
 pub mod lora;
+
+use crate::client::Instant;
+
+/// A link that carries whole frames between a device and its gateway: one LoRa packet, one
+/// framed message on a UART, one UDP datagram through a modem.
+///
+/// Implementations are thin. They never split, merge, retry or reorder frames; retransmission,
+/// deduplication and timing belong to the client. A frame that arrives damaged and is detected
+/// as such by the link (bad CRC, invalid stuffing) is dropped and counted, never delivered.
+pub trait FrameLink {
+    /// What went wrong on the link (bus error, modem gone, duty-cycle limit, …).
+    type Error: core::fmt::Debug;
+
+    /// The largest frame this link carries whole, in bytes (LoRa: 255).
+    fn max_frame_len(&self) -> usize;
+
+    /// Sends one frame, returning once it has left the device (or was refused).
+    ///
+    /// A frame longer than [`max_frame_len`](Self::max_frame_len) is refused with an error and
+    /// nothing is sent.
+    fn transmit(&mut self, frame: &[u8]) -> Result<(), Self::Error>;
+
+    /// Returns the next received frame, copied into `buf`, or `Ok(None)` if none is waiting.
+    /// Never blocks for long: a super-loop calls it between other work.
+    ///
+    /// A frame longer than `buf` is dropped and reported as an error; the link stays usable.
+    fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Self::Error>;
+}
+
+/// The async twin of [`FrameLink`], for executors such as Embassy.
+///
+/// `receive` waits for a frame; the caller races it against its own timer (the client's
+/// [`poll_timeout`](crate::client::Client::poll_timeout)).
+// The futures are not required to be `Send`: single-core firmware executors don't need it.
+#[allow(async_fn_in_trait)]
+pub trait AsyncFrameLink {
+    /// What went wrong on the link.
+    type Error: core::fmt::Debug;
+
+    /// The largest frame this link carries whole, in bytes.
+    fn max_frame_len(&self) -> usize;
+
+    /// Sends one frame, completing once it has left the device (or was refused).
+    async fn transmit(&mut self, frame: &[u8]) -> Result<(), Self::Error>;
+
+    /// Waits for the next frame and copies it into `buf`, returning its length.
+    async fn receive(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error>;
+}
+
+/// A monotonic millisecond clock, as the client's timers need it.
+pub trait Clock {
+    /// The current time. Must never go backwards.
+    fn now(&mut self) -> Instant;
+}
 
 /// Airtime in microseconds of `bytes` bytes on a link of `bitrate` bit/s that spends
 /// `bits_per_byte` bit times per byte, rounded **up** to the next whole microsecond.
