@@ -21,17 +21,66 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The server name of every test homeserver.
 pub const SERVER_NAME: &str = "localhost";
 
-/// Rewrites the generated config: one plain-HTTP client listener on 127.0.0.1:`port`, no key
-/// servers, no presence, rate limits far out of reach, SQLite (as generated).
+/// Rewrites the generated config: a plain-HTTP client listener on 127.0.0.1:`port` and an
+/// HTTPS one on 127.0.0.1:`tls_port`, no key servers, no presence, rate limits far out of
+/// reach, SQLite (as generated).
+///
+/// The HTTPS listener serves a chain shaped like a public homeserver's (Let's Encrypt's ECDSA
+/// chain): an ECDSA P-256 leaf for `localhost` and 127.0.0.1, signed by an ECDSA P-384
+/// intermediate, signed by a P-384 root that is not sent (`ca.pem`, the client's trust anchor).
+/// Real certificates also carry CT timestamps and revocation URLs, so these are smaller.
 const PATCH_CONFIG: &str = r#"
-import sys, yaml
-path, port = sys.argv[1], int(sys.argv[2])
+import sys, os, yaml, datetime, ipaddress
+from cryptography import x509
+from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+path, port, tls_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+d = os.path.dirname(os.path.abspath(path))
+now = datetime.datetime.now(datetime.timezone.utc)
+def cert(subject, key, issuer, issuer_key, ca, sans=None, hash_=hashes.SHA384()):
+    b = (x509.CertificateBuilder()
+         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+         .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+         .public_key(key.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(now - datetime.timedelta(days=1))
+         .not_valid_after(now + datetime.timedelta(days=90))
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
+         .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+             key_encipherment=False, data_encipherment=False, key_agreement=False,
+             key_cert_sign=ca, crl_sign=ca, encipher_only=False, decipher_only=False), critical=True)
+         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False))
+    if sans:
+        b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    return b.sign(issuer_key, hash_)
+root_key = ec.generate_private_key(ec.SECP384R1())
+inter_key = ec.generate_private_key(ec.SECP384R1())
+leaf_key = ec.generate_private_key(ec.SECP256R1())
+root = cert("Trickle Test Root", root_key, "Trickle Test Root", root_key, True)
+inter = cert("Trickle Test E1", inter_key, "Trickle Test Root", root_key, True)
+leaf = cert("localhost", leaf_key, "Trickle Test E1", inter_key, False,
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+pem = lambda c: c.public_bytes(serialization.Encoding.PEM)
+with open(os.path.join(d, "tls.crt"), "wb") as f:
+    f.write(pem(leaf) + pem(inter))
+with open(os.path.join(d, "tls.key"), "wb") as f:
+    f.write(leaf_key.private_bytes(serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+with open(os.path.join(d, "ca.pem"), "wb") as f:
+    f.write(pem(root))
 with open(path) as f:
     c = yaml.safe_load(f)
-c["listeners"] = [{
-    "port": port, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": False,
-    "x_forwarded": False, "resources": [{"names": ["client"], "compress": False}],
-}]
+res = [{"names": ["client"], "compress": False}]
+c["listeners"] = [
+    {"port": port, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": False,
+     "x_forwarded": False, "resources": res},
+    {"port": tls_port, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": True,
+     "x_forwarded": False, "resources": res},
+]
+c["tls_certificate_path"] = os.path.join(d, "tls.crt")
+c["tls_private_key_path"] = os.path.join(d, "tls.key")
 c["trusted_key_servers"] = []
 c["suppress_key_server_warning"] = True
 c["presence"] = {"enabled": False}
@@ -73,6 +122,7 @@ pub fn python() -> Result<PathBuf> {
 pub struct Synapse {
     child: Child,
     port: u16,
+    tls_port: u16,
     python: PathBuf,
     // Dropped after the child is stopped (field order).
     dir: tempfile::TempDir,
@@ -117,10 +167,15 @@ impl Synapse {
             );
         }
         let port = free_port()?;
+        let mut tls_port = free_port()?;
+        while tls_port == port {
+            tls_port = free_port()?;
+        }
         let out = Command::new(&python)
             .args(["-c", PATCH_CONFIG])
             .arg(&config)
             .arg(port.to_string())
+            .arg(tls_port.to_string())
             .output()
             .context("patching homeserver.yaml")?;
         if !out.status.success() {
@@ -142,6 +197,7 @@ impl Synapse {
         let mut synapse = Synapse {
             child,
             port,
+            tls_port,
             python,
             dir,
         };
@@ -191,9 +247,19 @@ impl Synapse {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// The listening port.
+    /// The plain-HTTP listening port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The HTTPS listening port (see [`ca_pem`](Self::ca_pem) for its trust anchor).
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
+    }
+
+    /// PEM of the root CA the HTTPS listener's chain leads to.
+    pub fn ca_pem(&self) -> Result<Vec<u8>> {
+        fs::read(self.dir.path().join("ca.pem")).context("reading the test CA")
     }
 
     /// The server's directory (config, database, logs).

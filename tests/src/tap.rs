@@ -77,6 +77,11 @@ impl ByteTap {
         Ok(Self { addr, up, down })
     }
 
+    /// The relay's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// `http://<relay address>`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)

@@ -40,6 +40,10 @@ pub struct GatewayArgs {
     /// Homeserver base URL (`http://` or `https://`).
     #[arg(long)]
     homeserver: Option<String>,
+    /// PEM file of the CA certificate(s) to trust for an `https://` homeserver instead of the
+    /// public roots (a private homeserver with its own CA).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
     /// Directory for the gateway's Noise key, pipe sessions and SQLite database.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -83,6 +87,7 @@ impl GatewayArgs {
         for key in table.keys() {
             if ![
                 "homeserver",
+                "ca_file",
                 "data_dir",
                 "udp",
                 "udp_plain",
@@ -113,6 +118,7 @@ impl GatewayArgs {
             }
         };
         self.homeserver = self.homeserver.or(s("homeserver")?);
+        self.ca_file = self.ca_file.or(s("ca_file")?.map(PathBuf::from));
         self.data_dir = self.data_dir.or(s("data_dir")?.map(PathBuf::from));
         if self.udp.is_none() {
             self.udp = s("udp")?.map(|v| v.parse()).transpose().context("`udp`")?;
@@ -252,8 +258,14 @@ pub fn run(args: GatewayArgs) -> Result<()> {
     if config.bitrate == 0 || config.max_frame < 21 {
         bail!("--bitrate must be > 0 and --max-frame at least 21 bytes");
     }
-    let client = HomeserverClient::new(&homeserver, ClientConfig::default())
-        .with_context(|| format!("homeserver URL {homeserver}"))?;
+    let client = match &args.ca_file {
+        None => HomeserverClient::new(&homeserver, ClientConfig::default()),
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            HomeserverClient::with_trust_anchors(&homeserver, ClientConfig::default(), &pem)
+        }
+    }
+    .with_context(|| format!("homeserver URL {homeserver}"))?;
     let mut core = SessionGateway::open(&data_dir, client.clone(), config)
         .with_context(|| format!("opening {}", data_dir.display()))?;
     info!(

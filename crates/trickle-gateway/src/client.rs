@@ -109,7 +109,42 @@ pub struct HomeserverClient {
 
 impl HomeserverClient {
     /// A client for the homeserver at `base_url` (`http://…` or `https://…`, no path).
+    ///
+    /// `https://` servers are verified against the Mozilla root store (webpki-roots).
     pub fn new(base_url: &str, config: ClientConfig) -> Result<Self, ConfigError> {
+        Self::build(base_url, config, None)
+    }
+
+    /// Like [`new`](Self::new), but `https://` servers are verified against the certificates in
+    /// `ca_pem` (one or more PEM `CERTIFICATE` blocks) instead of the public roots: a private
+    /// homeserver with its own CA.
+    pub fn with_trust_anchors(
+        base_url: &str,
+        config: ClientConfig,
+        ca_pem: &[u8],
+    ) -> Result<Self, ConfigError> {
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(ca_pem) {
+            match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+                Ok(_) => {}
+                Err(_) => return Err(ConfigError::BadCaFile),
+            }
+        }
+        if certs.is_empty() {
+            return Err(ConfigError::BadCaFile);
+        }
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+            .build();
+        Self::build(base_url, config, Some(tls))
+    }
+
+    fn build(
+        base_url: &str,
+        config: ClientConfig,
+        tls: Option<ureq::tls::TlsConfig>,
+    ) -> Result<Self, ConfigError> {
         let (scheme, rest) = base_url
             .split_once("://")
             .filter(|(s, _)| matches!(*s, "http" | "https"))
@@ -119,13 +154,15 @@ impl HomeserverClient {
             return Err(ConfigError::BadBaseUrl);
         }
         let base = format!("{scheme}://{host}");
-        let agent = ureq::Agent::config_builder()
+        let mut builder = ureq::Agent::config_builder()
             .timeout_global(Some(config.timeout))
             .timeout_connect(Some(config.connect_timeout))
             .http_status_as_error(false)
-            .max_redirects(0)
-            .build()
-            .into();
+            .max_redirects(0);
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls);
+        }
+        let agent = builder.build().into();
         Ok(Self { agent, base })
     }
 

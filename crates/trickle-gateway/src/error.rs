@@ -10,6 +10,8 @@ pub enum ConfigError {
     UnsupportedScheme,
     /// The homeserver URL has no host or carries a path.
     BadBaseUrl,
+    /// The CA file holds no PEM certificate, or a malformed one.
+    BadCaFile,
 }
 
 impl fmt::Display for ConfigError {
@@ -20,6 +22,9 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::BadBaseUrl => {
                 f.write_str("homeserver URL must be scheme://host[:port] without a path")
+            }
+            ConfigError::BadCaFile => {
+                f.write_str("CA file must hold at least one PEM CERTIFICATE block, all well formed")
             }
         }
     }
