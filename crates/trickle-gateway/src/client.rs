@@ -294,6 +294,25 @@ mod tests {
     }
 
     #[test]
+    fn ca_file_must_hold_a_certificate() {
+        let url = "https://127.0.0.1:8448";
+        let cfg = ClientConfig::default();
+        for bad in [
+            &b""[..],
+            b"not pem at all",
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+        ] {
+            assert_eq!(
+                HomeserverClient::with_trust_anchors(url, cfg, bad).unwrap_err(),
+                ConfigError::BadCaFile,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
     fn unreachable_and_timeout() {
         // A listener that accepts and never answers: the request times out.
         let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
