@@ -3,8 +3,39 @@
 //! `cargo xtask demo` ([`demo`], binary `trickle-demo`) and the bytes report of `cargo xtask bytes`
 //! ([`bytes_report`]).
 
+use std::path::PathBuf;
+
 pub mod bytes_report;
 pub mod demo;
 pub mod matrix;
 pub mod synapse;
 pub mod tap;
+
+/// The `trickle` binary (the gateway CLI) for tests that run it as a process.
+///
+/// `cargo xtask test` builds it with the workspace's feature set and names it in `TRICKLE_BIN`.
+/// Without that variable (a plain `cargo test`), it is built here with `cargo build`, next to the
+/// test executable.
+pub fn trickle_bin() -> anyhow::Result<PathBuf> {
+    use anyhow::Context;
+    if let Some(path) = std::env::var_os("TRICKLE_BIN") {
+        let path = PathBuf::from(path);
+        anyhow::ensure!(
+            path.exists(),
+            "TRICKLE_BIN={} does not exist",
+            path.display()
+        );
+        return Ok(path);
+    }
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "trickle-cli", "--bin", "trickle"])
+        .status()
+        .context("running cargo build")?;
+    anyhow::ensure!(status.success(), "building the trickle binary failed");
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .context("test executable has no target directory")?;
+    Ok(dir.join("trickle"))
+}

@@ -776,17 +776,6 @@ fn dev_key(dev: &Device) -> String {
 // --- through the real `trickle gateway` binary, over a Unix socket with SLIP ------------------
 
 /// The `trickle` binary of this build (built on demand, same target directory).
-fn trickle_bin() -> std::path::PathBuf {
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "trickle-cli", "--bin", "trickle"])
-        .status()
-        .expect("running cargo build");
-    assert!(status.success(), "building the trickle binary");
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    dir.join("trickle")
-}
-
 struct SlipLink {
     stream: std::os::unix::net::UnixStream,
     dec: trickle_core::wire::slip::Decoder<2048>,
@@ -902,7 +891,7 @@ fn spawn_gateway(
 
 #[test]
 fn trickle_gateway_binary_over_unix_socket_and_udp() {
-    let bin = trickle_bin();
+    let bin = trickle_tests::trickle_bin().expect("the trickle binary");
     let synapse = Synapse::start().expect("Synapse must start for this test");
     let bob = synapse.user("bob", BOB_PW).unwrap();
     synapse.register_user("alice", ALICE_PW).unwrap();

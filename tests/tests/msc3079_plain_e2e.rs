@@ -21,16 +21,6 @@ impl Drop for Kill {
     }
 }
 
-fn trickle_bin() -> std::path::PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "trickle-cli", "--bin", "trickle"])
-        .status()
-        .expect("running cargo build");
-    assert!(status.success(), "building the trickle binary");
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("trickle")
-}
-
 #[test]
 fn aiocoap_msc3079_client_reaches_synapse_through_the_gateway() {
     let synapse = Synapse::start().expect("Synapse must start for this test");
@@ -48,7 +38,7 @@ fn aiocoap_msc3079_client_reaches_synapse_through_the_gateway() {
     let dir = std::env::temp_dir().join(format!("trickle-plain-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let gateway = Kill(
-        Command::new(trickle_bin())
+        Command::new(trickle_tests::trickle_bin().expect("the trickle binary"))
             .args(["gateway", "--homeserver", &synapse.base_url(), "--data-dir"])
             .arg(dir.join("data"))
             .args(["--udp-plain", &format!("127.0.0.1:{port}")])

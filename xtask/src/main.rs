@@ -344,10 +344,17 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     step(
         "tests (host, whole workspace, with the real peers: aiocoap, libcoap, Synapse)",
         || {
+            // The binaries the tests run as processes (the `trickle` gateway), built once with
+            // the same feature set as the tests so nothing is compiled twice.
+            run(cargo(root).args(["build", "--workspace", "--all-features", "--bins"]))?;
+            let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root.join("target"));
             let counts = run_counting_tests(
                 cargo(root)
                     .args(["test", "--workspace", "--all-features"])
-                    .env("TRICKLE_PYTHON", venv_python(root)),
+                    .env("TRICKLE_PYTHON", venv_python(root))
+                    .env("TRICKLE_BIN", target_dir.join("debug/trickle")),
             )?;
             totals = counts;
             Ok(())
