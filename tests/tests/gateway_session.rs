@@ -679,13 +679,70 @@ fn session_layer_against_real_synapse() {
     assert!(dev.ack_then(&mut gw, ticket).is_empty());
     assert!(!gw.has_pending_notifications());
 
+    // --- a device out of reach: the notification stalls, the registration stays (regression) --
+    // MAX_RETRANSMIT exhausted without an ACK used to remove the registration, so a device that
+    // was only out of reach (or busy on a half-duplex link) got nothing more until its own
+    // re-registration timer fired. The notification now waits and goes out again as soon as the
+    // device is heard from.
+    bob.send_text(&room_id, "s0", "s0").unwrap();
+    let (s0_frame, m, s0_ticket) = dev.notification(&mut gw);
+    let r = Repr::parse_bytes(&m).unwrap();
+    assert_eq!(
+        r.option(OptionNumber::OBSERVE).unwrap().value_uint(),
+        Ok(22)
+    );
+    let mut t = Instant::now();
+    let mut retransmissions = 0;
+    loop {
+        let deadline = gw.poll_timeout().expect("the registration is kept");
+        if deadline > t + Duration::from_secs(3600) {
+            break; // stalled: the only deadline left is the stall limit
+        }
+        t = deadline + Duration::from_millis(1);
+        for tx in gw.poll(t) {
+            assert_eq!(tx.frame, s0_frame, "retransmissions are byte-identical");
+            retransmissions += 1;
+        }
+        assert!(retransmissions <= 4, "MAX_RETRANSMIT is 4");
+    }
+    assert_eq!(retransmissions, 4);
+    assert!(gw.poll(t + Duration::from_secs(600)).is_empty(), "stalled");
+    assert!(!gw.has_pending_notifications());
+    assert!(
+        gw.db()
+            .device(&dev_key(&dev))
+            .unwrap()
+            .observe_token
+            .is_some()
+    );
+    // The device is heard from (any request): the notification is due at once.
+    let x = dev.request(
+        &mut gw,
+        &msg(
+            Kind::Confirmable,
+            Code::POST,
+            &[],
+            &[path("L"), path("#nope:localhost")],
+            &[],
+        ),
+    );
+    assert_eq!(
+        Repr::parse_bytes(&x.response).unwrap().code,
+        Code::NOT_FOUND
+    );
+    let tx = gw.poll(Instant::now());
+    assert_eq!(tx.len(), 1, "the stalled notification, sent again");
+    assert_eq!(tx[0].frame, s0_frame);
+    assert!(dev.ack_then(&mut gw, s0_ticket).is_empty());
+    assert!(!gw.has_pending_notifications());
+
     // --- RST to a notification removes the registration ---------------------------------------
     bob.send_text(&room_id, "b5", "Z").unwrap();
     let (_, m, ticket) = dev.notification(&mut gw);
     let r = Repr::parse_bytes(&m).unwrap();
     assert_eq!(
         r.option(OptionNumber::OBSERVE).unwrap().value_uint(),
-        Ok(22)
+        Ok(23)
     );
     let mut f = [0u8; 64];
     let s = dev

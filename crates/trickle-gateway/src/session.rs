@@ -42,6 +42,10 @@ pub const MAX_SESSIONS: usize = 64;
 pub const PIPE_OVERHEAD: usize = 17;
 /// RFC 7252 MAX_RETRANSMIT.
 pub const MAX_RETRANSMIT: u32 = 4;
+
+/// How long a registration whose notification exhausted MAX_RETRANSMIT is kept, waiting for the
+/// device to be heard from, before it is removed.
+pub const STALL_LIMIT: Duration = Duration::from_secs(24 * 3600);
 /// Largest request body reassembled from Block1 blocks.
 pub const MAX_UPLOAD: usize = 16 * 1024;
 /// Responses remembered per device for retransmitted requests (persisted).
@@ -340,6 +344,10 @@ struct InFlight {
     deadline: Instant,
     timeout: Duration,
     retransmits: u32,
+    /// MAX_RETRANSMIT went by without an ACK: the device is out of reach. Nothing is sent until
+    /// it is heard from again (then the notification goes out at once), or until
+    /// [`STALL_LIMIT`] passes (then the registration is removed).
+    stalled_since: Option<Instant>,
 }
 
 struct Observer {
@@ -551,7 +559,7 @@ impl SessionGateway {
                 };
                 let device = hex(&key);
                 self.cids.insert(device.clone(), cid);
-                self.reseal_if_stale(&device, cid);
+                self.reseal_if_stale(now, &device, cid);
                 let plain = out[..len].to_vec();
                 let Ok(req) = Repr::parse_bytes(&plain) else {
                     warn!(cid, "undecodable CoAP message dropped");
@@ -828,15 +836,22 @@ impl SessionGateway {
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.observers
             .values()
-            .filter_map(|o| o.in_flight.as_ref().map(|f| f.deadline))
+            .filter_map(|o| {
+                o.in_flight.as_ref().map(|f| match f.stalled_since {
+                    Some(since) => since + STALL_LIMIT,
+                    None => f.deadline,
+                })
+            })
             .min()
     }
 
-    /// Whether any notification is in flight or queued.
+    /// Whether any notification is in flight or queued, not counting those stalled until their
+    /// device is heard from.
     pub fn has_pending_notifications(&self) -> bool {
-        self.observers
-            .values()
-            .any(|o| o.in_flight.is_some() || !o.queue.is_empty())
+        self.observers.values().any(|o| match &o.in_flight {
+            Some(f) => f.stalled_since.is_none(),
+            None => !o.queue.is_empty(),
+        })
     }
 
     fn handle_request(
@@ -1301,6 +1316,7 @@ impl SessionGateway {
                 deadline: now + timeout,
                 timeout,
                 retransmits: 0,
+                stalled_since: None,
             });
         }
         self.air_out(Op::Notification, f.len());
@@ -1313,10 +1329,27 @@ impl SessionGateway {
     /// drop the registration and stall delivery. Seal it again for the current session (same
     /// event and sequence number; the device drops what it already accepted); the frame goes
     /// out with the next [`poll`](Self::poll).
-    fn reseal_if_stale(&mut self, device: &str, cid: u8) {
+    ///
+    /// A notification that stalled (MAX_RETRANSMIT exhausted while the device was out of reach)
+    /// on the current session starts its retransmissions over, the first one due at once:
+    /// hearing from the device proves it is back. (If this message is its late ACK, the ACK is
+    /// taken as usual.)
+    fn reseal_if_stale(&mut self, now: Instant, device: &str, cid: u8) {
         let Some(o) = self.observers.get_mut(device) else {
             return;
         };
+        if let Some(f) = o
+            .in_flight
+            .as_mut()
+            .filter(|f| f.stalled_since.is_some() && !f.stale && f.cid == cid)
+        {
+            info!(%device, seq = f.seq, "device heard from: stalled notification sent again");
+            f.stalled_since = None;
+            f.timeout /= 1 << f.retransmits.min(16);
+            f.retransmits = 0;
+            f.deadline = now;
+            return;
+        }
         if !o
             .in_flight
             .as_ref()
@@ -1340,13 +1373,22 @@ impl SessionGateway {
         let Some(f) = o.in_flight.as_mut() else {
             return Vec::new();
         };
+        if let Some(since) = f.stalled_since {
+            if now.saturating_duration_since(since) >= STALL_LIMIT {
+                warn!(%device, seq = f.seq, "device not heard from: registration removed");
+                self.observers.remove(device);
+                let _ = self.db.set_observe_token(device, None);
+            }
+            return Vec::new();
+        }
         if now < f.deadline {
             return Vec::new();
         }
         if f.retransmits >= MAX_RETRANSMIT {
-            warn!(%device, seq = f.seq, "notification never acknowledged: registration removed");
-            self.observers.remove(device);
-            let _ = self.db.set_observe_token(device, None);
+            // Keep the registration: the device may only be out of reach (or busy on a
+            // half-duplex link). The first frame heard from it sends the notification again.
+            warn!(%device, seq = f.seq, "notification never acknowledged: stalled until the device is heard from");
+            f.stalled_since = Some(now);
             return Vec::new();
         }
         f.retransmits += 1;
