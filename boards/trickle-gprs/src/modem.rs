@@ -113,6 +113,13 @@ enum Input<'l> {
     Prompt,
 }
 
+/// What [`GprsLink::next`] found.
+#[derive(Clone, Copy)]
+enum Got {
+    Line,
+    Prompt,
+}
+
 /// Unsolicited result codes the driver acts on.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Urc {
@@ -130,21 +137,23 @@ enum Urc {
 /// "Description of URCs": `+QIURC: "closed",<connectID>`, `+QIURC: "recv",<connectID>`,
 /// `+QIURC: "pdpdeact",<contextID>`; BG96 AT Commands Manual `POWERED DOWN`.
 fn urc(dialect: Dialect, line: &[u8]) -> Option<Urc> {
-    match dialect {
-        Dialect::Sim800 => match line {
-            b"CLOSED" | b"+PDP: DEACT" | b"NORMAL POWER DOWN" | b"UNDER-VOLTAGE POWER DOWN" => {
-                Some(Urc::Lost)
-            }
-            _ => None,
-        },
-        Dialect::Bg96 => match line {
-            b"+QIURC: \"recv\",0" => Some(Urc::Recv),
-            b"+QIURC: \"closed\",0" | b"+QIURC: \"pdpdeact\",1" | b"POWERED DOWN" => {
-                Some(Urc::Lost)
-            }
-            _ => None,
-        },
-    }
+    const SIM800: &[(&[u8], Urc)] = &[
+        (b"CLOSED", Urc::Lost),
+        (b"+PDP: DEACT", Urc::Lost),
+        (b"NORMAL POWER DOWN", Urc::Lost),
+        (b"UNDER-VOLTAGE POWER DOWN", Urc::Lost),
+    ];
+    const BG96: &[(&[u8], Urc)] = &[
+        (b"+QIURC: \"recv\",0", Urc::Recv),
+        (b"+QIURC: \"closed\",0", Urc::Lost),
+        (b"+QIURC: \"pdpdeact\",1", Urc::Lost),
+        (b"POWERED DOWN", Urc::Lost),
+    ];
+    let table = match dialect {
+        Dialect::Sim800 => SIM800,
+        Dialect::Bg96 => BG96,
+    };
+    table.iter().find(|(t, _)| *t == line).map(|&(_, u)| u)
 }
 
 /// `ERROR`, `+CME ERROR: <n>` (V.250 §5.7.1, 3GPP TS 27.007 §9.2).
@@ -229,6 +238,8 @@ pub struct GprsLink<'a, U, C, const MTU: usize = 256, const QUEUE: usize = 2> {
     loss_unreported: bool,
     /// BG96: `+QIURC: "recv"` came and the buffer was not read empty yet.
     recv_pending: bool,
+    /// BG96: the length of the last `+QIRD: <len>`.
+    qird_len: Option<usize>,
     stats: Stats,
 }
 
@@ -252,6 +263,7 @@ where
             connected: false,
             loss_unreported: false,
             recv_pending: false,
+            qird_len: None,
             stats: Stats::default(),
         }
     }
@@ -379,27 +391,36 @@ where
         Ok(b)
     }
 
-    /// Waits until `f` finishes the step, handling payloads, echo and URCs on the way.
+    /// Waits until `f` finishes the step, handling payloads, echo and URCs on the way. A line
+    /// `f` does not take that is `ERROR` / `+CME ERROR` fails the step.
+    ///
+    /// Small on purpose: it is instantiated once per closure, the work is in [`Self::next`].
     fn wait<T>(
         &mut self,
         step: Step,
         deadline: u64,
-        f: impl FnMut(Input<'_>) -> Option<Result<T, Error<U::Error>>>,
+        mut f: impl FnMut(Input<'_>) -> Option<Result<T, Error<U::Error>>>,
     ) -> Result<T, Error<U::Error>> {
-        match self.run(step, Some(deadline), f)? {
-            Some(t) => Ok(t),
-            None => Err(Error::Timeout(step)),
+        loop {
+            let input = match self.next(step, Some(deadline))? {
+                Some(Got::Prompt) => Input::Prompt,
+                Some(Got::Line) => Input::Line(self.parser.line()),
+                None => continue,
+            };
+            if let Some(r) = f(input) {
+                return r;
+            }
+            if matches!(input, Input::Line(l) if is_error(l)) {
+                return Err(Error::Rejected(step));
+            }
         }
     }
 
-    /// Handles what the modem sends until `f` finishes, the deadline passes (error), or — with
-    /// no deadline — no byte is waiting (`Ok(None)`).
-    fn run<T>(
-        &mut self,
-        step: Step,
-        deadline: Option<u64>,
-        mut f: impl FnMut(Input<'_>) -> Option<Result<T, Error<U::Error>>>,
-    ) -> Result<Option<T>, Error<U::Error>> {
+    /// Handles what the modem sends until a line or the prompt is there for the caller, the
+    /// deadline passes (error), or — with no deadline — no byte is waiting (`Ok(None)`).
+    /// Payloads are queued, the echo of our commands is dropped, URCs are acted on (a loss
+    /// during a send or a read fails it with [`Error::NetworkLost`]).
+    fn next(&mut self, step: Step, deadline: Option<u64>) -> Result<Option<Got>, Error<U::Error>> {
         loop {
             if let Some(d) = deadline {
                 if self.now() >= d {
@@ -427,33 +448,26 @@ where
                 }
                 Event::DataTooLong { .. } => self.stats.datagrams_dropped += 1,
                 Event::Overflow => self.stats.lines_skipped += 1,
-                Event::Prompt => {
-                    if let Some(r) = f(Input::Prompt) {
-                        return r.map(Some);
-                    }
-                }
+                Event::Prompt => return Ok(Some(Got::Prompt)),
                 Event::Line => {
                     let line = self.parser.line();
                     // The echo of our own command line (before ATE0 took effect).
                     if line.starts_with(b"AT") {
                         continue;
                     }
-                    if let Some(r) = f(Input::Line(line)) {
-                        return r.map(Some);
-                    }
-                    let urc = urc(self.config.dialect, line);
-                    let error = is_error(line);
                     // BG96 TCP/IP AT Commands Manual V1.0, AT+QIRD: `+QIRD: <len>` then
                     // <CR><LF> and exactly <len> bytes of data.
-                    let payload = match self.config.dialect {
-                        Dialect::Bg96 if step == Step::Receive => field(line, b"+QIRD: ", 0),
-                        _ => None,
-                    };
-                    if let Some(len) = payload.filter(|&n| n > 0) {
-                        // A zero length is never passed here, so no event is returned.
-                        let _ = self.parser.expect_data(len);
+                    if self.config.dialect == Dialect::Bg96 && step == Step::Receive {
+                        if let Some(len) = field(line, b"+QIRD: ", 0) {
+                            self.qird_len = Some(len);
+                            if len > 0 {
+                                // Not zero, so no event comes back.
+                                let _ = self.parser.expect_data(len);
+                            }
+                            continue;
+                        }
                     }
-                    match urc {
+                    match urc(self.config.dialect, line) {
                         Some(Urc::Lost) => {
                             if self.connected {
                                 self.connected = false;
@@ -465,19 +479,17 @@ where
                             }
                         }
                         Some(Urc::Recv) => self.recv_pending = true,
-                        None => {}
-                    }
-                    if error && deadline.is_some() {
-                        return Err(Error::Rejected(step));
+                        None => return Ok(Some(Got::Line)),
                     }
                 }
             }
         }
     }
 
-    /// Handles whatever the modem sent meanwhile, without waiting.
+    /// Handles whatever the modem sent meanwhile, without waiting (stray lines are dropped).
     fn pump(&mut self) -> Result<(), Error<U::Error>> {
-        self.run::<()>(Step::Receive, None, |_| None).map(|_| ())
+        while self.next(Step::Receive, None)?.is_some() {}
+        Ok(())
     }
 
     /// Handles what the modem sends for `ms` milliseconds.
@@ -721,18 +733,12 @@ where
         while self.recv_pending && self.connected && self.queue.is_empty() {
             self.send_line(&[b"AT+QIRD=0,", QIRD_LEN])?;
             let d = self.deadline(self.config.timeouts.command_ms);
-            let mut len = None;
+            self.qird_len = None;
             self.wait(Step::Receive, d, |i| match i {
                 Input::Line(b"OK") => Some(Ok(())),
-                Input::Line(l) => {
-                    if let Some(n) = field(l, b"+QIRD: ", 0) {
-                        len = Some(n);
-                    }
-                    None
-                }
-                Input::Prompt => None,
+                _ => None,
             })?;
-            match len {
+            match self.qird_len {
                 Some(0) => self.recv_pending = false,
                 Some(_) => {}
                 None => return Err(Error::Rejected(Step::Receive)),
