@@ -567,3 +567,71 @@ mod parser_props {
         }
     }
 }
+
+#[test]
+fn urcs_inside_responses_and_sends() {
+    // BG96: "recv" announced in the middle of a send (between prompt data and SEND OK) and a
+    // second time inside the registration answer of a later bring-up; both lead to a read.
+    let (mut l, uart, _) = link(Dialect::Bg96, BG96_UP);
+    l.connect().unwrap();
+    uart.push(&[
+        S::Tx(b"AT+QISEND=0,2\r"),
+        S::Rx(b"\r\n> "),
+        S::Tx(b"hi"),
+        S::Rx(b"\r\n+QIURC: \"recv\",0\r\n\r\nSEND OK\r\n"),
+    ]);
+    l.transmit(b"hi").unwrap();
+    uart.push(&[
+        S::Tx(b"AT+QIRD=0,1500\r"),
+        S::Rx(b"\r\n+QIRD: 3\r\nabc\r\n\r\nOK\r\n"),
+    ]);
+    let mut buf = [0u8; 64];
+    assert_eq!(l.receive(&mut buf), Ok(Some(3)));
+    assert_eq!(&buf[..3], b"abc");
+    uart.push(&[
+        S::Tx(b"AT+QIRD=0,1500\r"),
+        S::Rx(b"\r\n+QIRD: 0\r\n\r\nOK\r\n"),
+    ]);
+    assert_eq!(l.receive(&mut buf), Ok(None));
+    uart.assert_done();
+
+    // SIM800: CLOSED while waiting for SEND OK: the send fails as a loss, once.
+    let (mut l, uart, _) = link(Dialect::Sim800, SIM800_UP);
+    l.connect().unwrap();
+    uart.push(&[
+        S::Tx(b"AT+CIPSEND=2\r"),
+        S::Rx(b"\r\n> "),
+        S::Tx(b"hi"),
+        S::Rx(b"\r\nCLOSED\r\n"),
+    ]);
+    assert_eq!(l.transmit(b"hi"), Err(Error::NetworkLost));
+    assert!(!l.is_connected());
+    assert_eq!(
+        l.receive(&mut buf),
+        Ok(None),
+        "already reported by transmit"
+    );
+    assert_eq!(l.stats().losses, 1);
+}
+
+#[test]
+fn a_wrong_qird_length_is_resynchronised_by_the_timeout() {
+    // The modem announces 40 bytes and sends 3: the parser waits for the rest, the read
+    // times out, the parser starts over, and the next read works. (A length that is wrong but
+    // completed by later bytes cannot be detected here; the Noise tag drops such a frame.)
+    let (mut l, uart, _) = link(Dialect::Bg96, BG96_UP);
+    l.connect().unwrap();
+    uart.push(&[
+        S::Rx(b"\r\n+QIURC: \"recv\",0\r\n"),
+        S::Tx(b"AT+QIRD=0,1500\r"),
+        S::Rx(b"\r\n+QIRD: 40\r\nabc"),
+    ]);
+    let mut buf = [0u8; 64];
+    assert_eq!(l.receive(&mut buf), Err(Error::Timeout(Step::Receive)));
+    assert!(
+        !l.is_connected(),
+        "a modem that broke the dialogue is reconnected"
+    );
+    uart.assert_done();
+    assert_eq!(l.stats().datagrams_received, 0);
+}
