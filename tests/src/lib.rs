@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 pub mod bytes_report;
 pub mod demo;
+pub mod gateway_proc;
 pub mod matrix;
 pub mod modem_sim;
 pub mod synapse;

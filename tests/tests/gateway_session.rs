@@ -15,6 +15,7 @@ use trickle_gateway::translate::{cbor_bytes_to_json, json_bytes_to_cbor};
 use trickle_gateway::{
     ClientConfig, HomeserverClient, Op, SessionConfig, SessionGateway, Transmit,
 };
+use trickle_tests::gateway_proc::GatewayProcess;
 use trickle_tests::synapse::Synapse;
 use trickle_tests::tap::ByteTap;
 
@@ -884,45 +885,17 @@ impl SlipLink {
     }
 }
 
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
 fn spawn_gateway(
-    bin: &std::path::Path,
     dir: &std::path::Path,
     homeserver: &str,
     extra: &[String],
-) -> (Child, SlipLink) {
+) -> (GatewayProcess, SlipLink) {
     let sock = dir.join("gw.sock");
     let _ = std::fs::remove_file(&sock);
-    let config = dir.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "homeserver = \"{homeserver}\"\ndata_dir = \"{}\"\nbitrate = 1000000\nsync_timeout_ms = 1000\n",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = std::process::Command::new(bin)
-        .arg("gateway")
-        .arg("--config")
-        .arg(&config)
-        .arg("--unix")
-        .arg(&sock)
-        .args(extra)
-        .stdin(std::process::Stdio::null())
-        .spawn()
+    let mut links = vec!["--unix".to_owned(), sock.display().to_string()];
+    links.extend_from_slice(extra);
+    let child = GatewayProcess::spawn(dir, homeserver, 1_000_000, &links)
         .expect("starting trickle gateway");
-    let child = Child(child);
     let end = Instant::now() + Duration::from_secs(20);
     let stream = loop {
         if let Ok(s) = std::os::unix::net::UnixStream::connect(&sock) {
@@ -948,7 +921,6 @@ fn spawn_gateway(
 
 #[test]
 fn trickle_gateway_binary_over_unix_socket_and_udp() {
-    let bin = trickle_tests::trickle_bin().expect("the trickle binary");
     let synapse = Synapse::start().expect("Synapse must start for this test");
     let bob = synapse.user("bob", BOB_PW).unwrap();
     synapse.register_user("alice", ALICE_PW).unwrap();
@@ -978,7 +950,7 @@ fn trickle_gateway_binary_over_unix_socket_and_udp() {
         "--udp-plain".to_owned(),
         plain.to_string(),
     ];
-    let (child, mut link) = spawn_gateway(&bin, dir.path(), &synapse.base_url(), &extra);
+    let (child, mut link) = spawn_gateway(dir.path(), &synapse.base_url(), &extra);
     let login = cbor(&json!({
         "type": "m.login.password",
         "identifier": {"type": "m.id.user", "user": "alice"},
@@ -1096,7 +1068,7 @@ fn trickle_gateway_binary_over_unix_socket_and_udp() {
     // Stop the process (SIGTERM) and start it again: the session, binding and aliases persist.
     drop(link);
     drop(child);
-    let (_child, mut link) = spawn_gateway(&bin, dir.path(), &synapse.base_url(), &[]);
+    let (_child, mut link) = spawn_gateway(dir.path(), &synapse.base_url(), &[]);
     let (req_len, _, m) = link.request(
         &mut dev,
         &msg(

@@ -15,6 +15,7 @@ use trickle_core::client::{self, Client, ClientConfig, Event, LinkConfig, Peer};
 use trickle_core::link::FrameLink;
 use trickle_core::noise::storage::RamStorage;
 use trickle_gprs::{Config, Dialect, Error, GprsLink, Timeouts};
+use trickle_tests::gateway_proc::GatewayProcess;
 use trickle_tests::modem_sim::{ModemConfig, SimModem, SimUart, StdClock};
 use trickle_tests::synapse::Synapse;
 
@@ -114,50 +115,6 @@ impl Phone {
     }
 }
 
-fn trickle_bin() -> std::path::PathBuf {
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "trickle-cli", "--bin", "trickle"])
-        .status()
-        .expect("running cargo build");
-    assert!(status.success(), "building the trickle binary");
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("trickle")
-}
-
-/// The gateway process, stopped (SIGTERM) when dropped.
-struct Gateway(std::process::Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_gateway(dir: &std::path::Path, homeserver: &str, port: u16) -> Gateway {
-    let config = dir.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "homeserver = \"{homeserver}\"\ndata_dir = \"{}\"\nbitrate = 9600\nsync_timeout_ms = 1000\n",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = std::process::Command::new(trickle_bin())
-        .arg("gateway")
-        .arg("--config")
-        .arg(&config)
-        .arg("--udp")
-        .arg(format!("127.0.0.1:{port}"))
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .expect("starting trickle gateway");
-    Gateway(child)
-}
-
 fn bodies(msgs: &[Value], sender: &str) -> Vec<String> {
     msgs.iter()
         .filter(|e| e["type"] == "m.room.message" && e["sender"] == sender)
@@ -179,7 +136,13 @@ fn device_over_sim800_and_bg96_to_synapse_with_network_loss() {
         .local_addr()
         .unwrap()
         .port();
-    let _gateway = spawn_gateway(dir.path(), &synapse.base_url(), port);
+    let _gateway = GatewayProcess::spawn(
+        dir.path(),
+        &synapse.base_url(),
+        9600,
+        &["--udp".into(), format!("127.0.0.1:{port}")],
+    )
+    .expect("starting trickle gateway");
     let wait = Duration::from_secs(60);
 
     for (i, dialect) in [Dialect::Sim800, Dialect::Bg96].into_iter().enumerate() {
