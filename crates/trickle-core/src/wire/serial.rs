@@ -361,6 +361,12 @@ impl Sender {
         &self.config
     }
 
+    /// Call when sending a frame failed part way: the next frame gets a leading `00` so that
+    /// the cut-off frame ends there instead of spoiling it.
+    pub fn interrupted(&mut self) {
+        self.started = false;
+    }
+
     /// The encoding of the next frame. Marks the first frame as sent.
     pub fn frame<'a>(&mut self, frame: &'a [u8]) -> Result<Encoded<'a>, Error> {
         let enc = Encoded::new(frame, &self.config, !self.started)?;

@@ -210,6 +210,8 @@ fn encoder_errors_and_bounds() {
     assert_eq!(sender.frame(&[5]).unwrap().collect::<Vec<_>>(), [0, 5, 0]);
     assert_eq!(sender.frame(&[5]).unwrap().collect::<Vec<_>>(), [5, 0]);
     assert_eq!(sender.frame(&[]).err(), Some(Error::Empty));
+    sender.interrupted();
+    assert_eq!(sender.frame(&[5]).unwrap().collect::<Vec<_>>(), [0, 5, 0]);
 }
 
 #[test]
