@@ -10,9 +10,10 @@ use crate::{CHUNK, Config, Error, Fed, Framer, Stats, fill};
 /// A [`FrameLink`] over a UART driver implementing `embedded_io::{Read, Write, ReadReady}`.
 ///
 /// `N` is the largest frame carried (255 for Trickle); the link holds an `N`-byte receive
-/// buffer plus about 70 bytes of state. [`receive`](FrameLink::receive) never blocks: it reads
-/// only what [`ReadReady`] reports as waiting. [`transmit`](FrameLink::transmit) blocks until
-/// the UART driver took the whole encoded frame and flushed it.
+/// buffer, a 32-byte staging buffer and about 55 bytes of state and counters (32-bit MCU).
+/// [`receive`](FrameLink::receive) never blocks: it reads only what [`ReadReady`] reports as
+/// waiting. [`transmit`](FrameLink::transmit) blocks until the UART driver took the whole
+/// encoded frame and flushed it (encoded on the fly: no transmit buffer).
 #[derive(Debug)]
 pub struct SerialLink<U, const N: usize> {
     uart: U,

@@ -411,3 +411,13 @@ proptest! {
         prop_assert_eq!(last, Some(frame));
     }
 }
+
+#[test]
+fn ram_footprint() {
+    // The receive buffer (N), a 32-byte staging buffer, counters and decoder state (usize
+    // fields: 8 bytes here, 4 on a Cortex-M).
+    let size = std::mem::size_of::<SerialLink<(), 255>>();
+    println!("SerialLink<(), 255>: {size} bytes");
+    assert!(size <= 255 + 112, "{size}");
+    assert_eq!(std::mem::size_of::<AsyncSerialLink<(), 255>>(), size);
+}
