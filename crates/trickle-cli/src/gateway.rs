@@ -464,3 +464,46 @@ pub fn run(args: GatewayArgs) -> Result<()> {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::GatewayArgs;
+
+    fn from_toml(name: &str, text: &str) -> anyhow::Result<GatewayArgs> {
+        let path =
+            std::env::temp_dir().join(format!("trickle-gw-{}-{name}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        let r = GatewayArgs {
+            config: Some(path.clone()),
+            ..GatewayArgs::default()
+        }
+        .merge_file();
+        let _ = std::fs::remove_file(&path);
+        r
+    }
+
+    #[test]
+    fn frame_crc_from_the_config_file() {
+        assert!(from_toml("on", "frame_crc = true\n").unwrap().frame_crc);
+        assert!(!from_toml("off", "frame_crc = false\n").unwrap().frame_crc);
+        assert!(!from_toml("unset", "stdio = true\n").unwrap().frame_crc);
+        let e = from_toml("bad", "frame_crc = 1\n").unwrap_err();
+        assert!(
+            e.to_string().contains("`frame_crc` must be true or false"),
+            "{e}"
+        );
+        // The flag wins over the file.
+        let path =
+            std::env::temp_dir().join(format!("trickle-gw-{}-flag.toml", std::process::id()));
+        std::fs::write(&path, "frame_crc = false\n").unwrap();
+        let args = GatewayArgs {
+            config: Some(path.clone()),
+            frame_crc: true,
+            ..GatewayArgs::default()
+        }
+        .merge_file()
+        .unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(args.frame_crc);
+    }
+}
