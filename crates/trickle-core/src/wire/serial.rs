@@ -21,8 +21,8 @@
 //!   Trickle-profile frames carry a 16-byte Poly1305 tag, which already rejects a corrupted
 //!   frame; the CRC is for payloads without one.
 //! - **Delimiters**: `00` after every frame; `00` before a frame too when
-//!   [`Config::leading_delimiter`] is set (or for the first frame an [`Encoder`] user sends
-//!   after starting — see [`Sender`]). A receiver accepts both forms.
+//!   [`Config::leading_delimiter`] is set, and always before a sender's first frame after it
+//!   starts or after a failed write (see [`Sender`]). A receiver accepts both forms.
 //!
 //! [`encode`], [`encoded_len`], [`max_encoded_len`] and [`Encoded`] (a byte iterator, so a UART
 //! driver needs no second buffer) produce frames; [`Decoder`] is a streaming decoder with a fixed
