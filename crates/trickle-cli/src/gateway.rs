@@ -2,7 +2,8 @@
 //!
 //! Links (any combination): UDP with the Trickle profile (one pipe frame per datagram), UDP with
 //! the plain MSC3079 profile (bare CoAP, option 256 sticky per source address), a serial device
-//! (SLIP), a Unix stream socket (SLIP, any number of connections) and stdin/stdout (SLIP).
+//! (COBS/R framing, `trickle_core::wire::serial`), a Unix stream socket (same framing, any number
+//! of connections) and stdin/stdout (same framing).
 //!
 //! One thread owns the [`SessionGateway`]; reader threads hand it frames through a channel.
 //! Every piece of state is persisted as it changes, so stopping the process (SIGTERM, ctrl-c)
@@ -21,13 +22,13 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use tracing::{debug, info, warn};
 use trickle_core::wire::coap::Repr;
-use trickle_core::wire::slip;
+use trickle_core::wire::serial;
 use trickle_gateway::translate::msc3079_access_token;
 use trickle_gateway::{
     ClientConfig, Dialect, Gateway, HomeserverClient, Op, SessionConfig, SessionGateway,
 };
 
-/// Largest frame accepted from a byte stream (the SLIP decoder drops longer ones).
+/// Largest frame accepted from a byte stream (the decoder drops longer ones).
 const MAX_STREAM_FRAME: usize = 2048;
 
 /// Options of `trickle gateway` (each also settable in the `--config` TOML file, same name with
@@ -53,15 +54,20 @@ pub struct GatewayArgs {
     /// UDP address for plain MSC3079 CoAP clients, e.g. `0.0.0.0:5683`.
     #[arg(long)]
     udp_plain: Option<SocketAddr>,
-    /// Serial device (SLIP framing). Configure it first, e.g. `stty -F /dev/ttyUSB0 raw 9600`.
+    /// Serial device (COBS/R framing). Configure it first, e.g. `stty -F /dev/ttyUSB0 raw 9600`.
     #[arg(long)]
     serial: Option<PathBuf>,
-    /// Unix stream socket path to listen on (SLIP framing).
+    /// Unix stream socket path to listen on (COBS/R framing).
     #[arg(long)]
     unix: Option<PathBuf>,
-    /// Use stdin/stdout as one SLIP link (simulations); logs stay on stderr.
+    /// Use stdin/stdout as one byte-stream link (simulations); logs stay on stderr.
     #[arg(long)]
     stdio: bool,
+    /// Append a CRC-16/X-25 to every frame on the byte-stream links (serial, Unix socket,
+    /// stdio), and require it on received frames. The devices must be configured the same.
+    /// Off by default: Trickle frames carry a 16-byte Poly1305 tag.
+    #[arg(long)]
+    frame_crc: bool,
     /// Link bit rate in bit/s (retransmission timer).
     #[arg(long)]
     bitrate: Option<u32>,
@@ -94,6 +100,7 @@ impl GatewayArgs {
                 "serial",
                 "unix",
                 "stdio",
+                "frame_crc",
                 "bitrate",
                 "max_frame",
                 "sync_timeout_ms",
@@ -134,6 +141,13 @@ impl GatewayArgs {
         if !self.stdio {
             self.stdio = matches!(table.get("stdio"), Some(toml::Value::Boolean(true)));
         }
+        if !self.frame_crc {
+            self.frame_crc = match table.get("frame_crc") {
+                None | Some(toml::Value::Boolean(false)) => false,
+                Some(toml::Value::Boolean(true)) => true,
+                Some(_) => bail!("{}: `frame_crc` must be true or false", path.display()),
+            };
+        }
         self.bitrate = self
             .bitrate
             .or(n("bitrate")?.map(u32::try_from).transpose()?);
@@ -160,17 +174,18 @@ enum Input {
     StreamClosed(usize),
 }
 
-/// Starts a SLIP reader thread for one byte stream.
+/// Starts a reader thread for one byte stream (framing: `trickle_core::wire::serial`).
 fn spawn_stream(
     id: usize,
     mut reader: Box<dyn Read + Send>,
     writer: Box<dyn Write + Send>,
+    crc: serial::Crc,
     tx: &Sender<Input>,
 ) {
     let _ = tx.send(Input::StreamOpened(id, writer));
     let tx = tx.clone();
     std::thread::spawn(move || {
-        let mut dec = slip::Decoder::<MAX_STREAM_FRAME>::new();
+        let mut dec = serial::Decoder::<MAX_STREAM_FRAME>::new(crc);
         let mut buf = [0u8; 512];
         loop {
             let n = match reader.read(&mut buf) {
@@ -187,7 +202,7 @@ fn spawn_stream(
                         return;
                     }
                     Some(Ok(_)) => {}
-                    Some(Err(e)) => warn!(stream = id, error = %e, "SLIP frame dropped"),
+                    Some(Err(e)) => warn!(stream = id, error = %e, "stream frame dropped"),
                     None => {}
                 }
             }
@@ -301,6 +316,14 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         info!(addr = %sock.local_addr()?, "plain MSC3079 profile on UDP");
         spawn_plain(sock, Gateway::new(client, Dialect::TrickleV1));
     }
+    let framing = serial::Config {
+        crc: if args.frame_crc {
+            serial::Crc::X25
+        } else {
+            serial::Crc::None
+        },
+        leading_delimiter: false,
+    };
     let mut next_stream = 0usize;
     if let Some(path) = &args.serial {
         let port = std::fs::OpenOptions::new()
@@ -308,21 +331,23 @@ pub fn run(args: GatewayArgs) -> Result<()> {
             .write(true)
             .open(path)
             .with_context(|| format!("opening serial device {}", path.display()))?;
-        info!(path = %path.display(), "SLIP on serial device");
+        info!(path = %path.display(), crc = ?framing.crc, "COBS/R framing on serial device");
         spawn_stream(
             next_stream,
             Box::new(port.try_clone()?),
             Box::new(port),
+            framing.crc,
             &tx,
         );
         next_stream += 1;
     }
     if args.stdio {
-        info!("SLIP on stdin/stdout");
+        info!(crc = ?framing.crc, "COBS/R framing on stdin/stdout");
         spawn_stream(
             next_stream,
             Box::new(std::io::stdin()),
             Box::new(std::io::stdout()),
+            framing.crc,
             &tx,
         );
         next_stream += 1;
@@ -331,7 +356,7 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         let _ = std::fs::remove_file(path);
         let listener =
             UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
-        info!(path = %path.display(), "SLIP on Unix socket");
+        info!(path = %path.display(), crc = ?framing.crc, "COBS/R framing on Unix socket");
         let tx = tx.clone();
         std::thread::spawn(move || {
             let mut id = next_stream;
@@ -340,14 +365,16 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                 let Ok(reader) = conn.try_clone() else {
                     continue;
                 };
-                spawn_stream(id, Box::new(reader), Box::new(conn), &tx);
+                spawn_stream(id, Box::new(reader), Box::new(conn), framing.crc, &tx);
                 id += 1;
             }
         });
     }
     drop(tx);
 
-    let streams: Arc<Mutex<HashMap<usize, Box<dyn Write + Send>>>> = Arc::default();
+    // Each stream's writer and framing state (its first frame gets a leading delimiter).
+    type Streams = HashMap<usize, (Box<dyn Write + Send>, serial::Sender)>;
+    let streams: Arc<Mutex<Streams>> = Arc::default();
     let mut routes: HashMap<u8, Peer> = HashMap::new();
     let send = |peer: Peer, frame: &[u8]| match peer {
         Peer::Udp(addr) => {
@@ -356,13 +383,17 @@ pub fn run(args: GatewayArgs) -> Result<()> {
             }
         }
         Peer::Stream(id) => {
-            let mut out = vec![0u8; slip::encoded_len(frame)];
-            let n = slip::encode(frame, &mut out).unwrap_or(0);
             let mut streams = streams.lock().unwrap_or_else(|p| p.into_inner());
-            let failed = streams
-                .get_mut(&id)
-                .is_some_and(|w| w.write_all(&out[..n]).is_err() || w.flush().is_err());
-            if failed {
+            let Some((w, sender)) = streams.get_mut(&id) else {
+                return;
+            };
+            let Ok(bytes) = sender.frame(frame) else {
+                warn!(stream = id, "empty frame not sent");
+                return;
+            };
+            let out: Vec<u8> = bytes.collect();
+            if w.write_all(&out).is_err() || w.flush().is_err() {
+                sender.interrupted();
                 warn!(stream = id, "stream write failed");
             }
         }
@@ -389,7 +420,7 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                 streams
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(id, w);
+                    .insert(id, (w, serial::Sender::new(framing)));
             }
             Ok(Input::StreamClosed(id)) => {
                 streams
@@ -444,4 +475,47 @@ pub fn run(args: GatewayArgs) -> Result<()> {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GatewayArgs;
+
+    fn from_toml(name: &str, text: &str) -> anyhow::Result<GatewayArgs> {
+        let path =
+            std::env::temp_dir().join(format!("trickle-gw-{}-{name}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        let r = GatewayArgs {
+            config: Some(path.clone()),
+            ..GatewayArgs::default()
+        }
+        .merge_file();
+        let _ = std::fs::remove_file(&path);
+        r
+    }
+
+    #[test]
+    fn frame_crc_from_the_config_file() {
+        assert!(from_toml("on", "frame_crc = true\n").unwrap().frame_crc);
+        assert!(!from_toml("off", "frame_crc = false\n").unwrap().frame_crc);
+        assert!(!from_toml("unset", "stdio = true\n").unwrap().frame_crc);
+        let e = from_toml("bad", "frame_crc = 1\n").unwrap_err();
+        assert!(
+            e.to_string().contains("`frame_crc` must be true or false"),
+            "{e}"
+        );
+        // The flag wins over the file.
+        let path =
+            std::env::temp_dir().join(format!("trickle-gw-{}-flag.toml", std::process::id()));
+        std::fs::write(&path, "frame_crc = false\n").unwrap();
+        let args = GatewayArgs {
+            config: Some(path.clone()),
+            frame_crc: true,
+            ..GatewayArgs::default()
+        }
+        .merge_file()
+        .unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(args.frame_crc);
+    }
 }

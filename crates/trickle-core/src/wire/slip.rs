@@ -1,5 +1,5 @@
-//! SLIP (RFC 1055) framing of pipe frames on byte-stream links (serial UART, Unix socket,
-//! stdin/stdout).
+//! SLIP (RFC 1055) framing — superseded on Trickle links by [`super::serial`] (COBS/R), which
+//! the gateway and `trickle-serial` speak; this module goes once nothing uses it.
 //!
 //! Packet links (UDP, LoRa) give each frame its length; a byte stream does not. Each frame is
 //! sent as `END`, the frame with `END` replaced by `ESC ESC_END` and `ESC` by `ESC ESC_ESC`,
