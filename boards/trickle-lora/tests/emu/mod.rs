@@ -346,9 +346,6 @@ impl embedded_hal_async::delay::DelayNs for EmuDelay {
                 w.advance_to(next);
                 w.now_ns
             };
-            if step >= deadline {
-                return;
-            }
             let mut yielded = false;
             poll_fn(|cx| {
                 if yielded {
@@ -360,6 +357,9 @@ impl embedded_hal_async::delay::DelayNs for EmuDelay {
                 }
             })
             .await;
+            if step >= deadline {
+                return;
+            }
         }
     }
 }
@@ -435,7 +435,7 @@ pub fn sx1262_async(world: &Shared) -> (usize, Sx1262AsyncBus) {
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     let mut f = std::pin::pin!(f);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    for _ in 0..10_000_000 {
+    for _ in 0..100_000 {
         if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
             return v;
         }
