@@ -316,7 +316,8 @@ fn tx_timeout_returns_the_radio_to_receive() {
 #[test]
 fn settings_the_chip_cannot_do_are_refused() {
     let world = World::new();
-    let cases: [(fn(&mut Config), ConfigError); 5] = [
+    type Change = fn(&mut Config);
+    let cases: [(Change, ConfigError); 5] = [
         (
             |c| c.modem.sf = SpreadingFactor::Sf5,
             ConfigError::SpreadingFactor,
