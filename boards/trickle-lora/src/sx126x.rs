@@ -148,6 +148,14 @@ pub const fn packet_status(rssi_pkt: u8, snr_pkt: u8) -> PacketStatus {
     }
 }
 
+/// `SetPacketParams` for `config` and payload length `len` (§13.4.6.2): preamble length,
+/// explicit header (0), payload length, CRC on/off, standard IQ.
+pub const fn packet_params(config: &Config, len: u8) -> [u8; 7] {
+    let [p1, p0] = config.modem.preamble_symbols.to_be_bytes();
+    let crc = if config.modem.crc { 1 } else { 0 };
+    [op::SET_PACKET_PARAMS, p1, p0, 0x00, len, crc, 0x00]
+}
+
 /// Which chip of the family, for its power amplifier (§13.1.14, table 13-21).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -213,9 +221,10 @@ impl Sx126x {
         }
     }
 
-    async fn cmd<B: Bus>(bus: &mut B, op: u8, args: &[u8]) -> Result<(), Error<B::SpiError>> {
+    /// One command: opcode and parameters.
+    async fn cmd<B: Bus>(bus: &mut B, command: &[u8]) -> Result<(), Error<B::SpiError>> {
         bus.wait_not_busy().await?;
-        bus.write(&[op], args).await
+        bus.write(command, &[]).await
     }
 
     /// A command returning data: `[op, NOP]` then the data bytes (the status byte comes during
@@ -226,24 +235,14 @@ impl Sx126x {
     }
 
     async fn clear_irq<B: Bus>(bus: &mut B, mask: u16) -> Result<(), Error<B::SpiError>> {
-        Self::cmd(bus, op::CLEAR_IRQ_STATUS, &mask.to_be_bytes()).await
+        let [m1, m0] = mask.to_be_bytes();
+        Self::cmd(bus, &[op::CLEAR_IRQ_STATUS, m1, m0]).await
     }
 
     async fn irq_status<B: Bus>(bus: &mut B) -> Result<u16, Error<B::SpiError>> {
         let mut r = [0; 2];
         Self::query(bus, op::GET_IRQ_STATUS, &mut r).await?;
         Ok(u16::from_be_bytes(r))
-    }
-
-    async fn packet_params<B: Bus>(
-        bus: &mut B,
-        config: &Config,
-        len: u8,
-    ) -> Result<(), Error<B::SpiError>> {
-        let [p1, p0] = config.modem.preamble_symbols.to_be_bytes();
-        // Explicit header (0), payload length, CRC on/off, standard IQ (§13.4.6.2).
-        let args = [p1, p0, 0x00, len, u8::from(config.modem.crc), 0x00];
-        Self::cmd(bus, op::SET_PACKET_PARAMS, &args).await
     }
 }
 
@@ -278,7 +277,7 @@ impl Radio for Sx126x {
         bus.delay_us(100).await;
         bus.set_reset(true)?;
         bus.delay_us(1_000).await;
-        Self::cmd(bus, op::SET_STANDBY, &[0x00]).await?;
+        Self::cmd(bus, &[op::SET_STANDBY, 0x00]).await?;
         // There is no version register; the LoRa sync word's reset value 0x1424 (table 12-1)
         // proves an SX126x answers.
         let mut sw = [0; 2];
@@ -291,57 +290,68 @@ impl Radio for Sx126x {
                 found: u16::from_be_bytes(sw),
             });
         }
-        if self.dcdc {
-            Self::cmd(bus, op::SET_REGULATOR_MODE, &[0x01]).await?;
-        }
-        if let Some(v) = self.tcxo {
+        let rf = rf_freq(config.frequency_hz).to_be_bytes();
+        let [c1, c2] = image_calibration(config.frequency_hz);
+        let [pa1, pa2, pa3, pa4] = self.pa_config();
+        let m = &config.modem;
+        let [i1, i0] = irq::USED.to_be_bytes();
+        let sw = sync_word(config.sync_word);
+        let none: &[u8] = &[];
+        let tcxo = self.tcxo.map(|v| v as u8);
+        let tcxo_cmd = [
+            op::SET_DIO3_AS_TCXO_CTRL,
+            tcxo.unwrap_or(0),
+            0x00,
+            0x01,
+            0x40,
+        ];
+        let sequence: [&[u8]; 16] = [
+            if self.dcdc {
+                &[op::SET_REGULATOR_MODE, 0x01]
+            } else {
+                none
+            },
             // 5 ms start-up in 15.625 µs steps: 320 = 0x000140; then recalibrate everything
             // (§13.3.6: calibration needs the TCXO running).
-            Self::cmd(bus, op::SET_DIO3_AS_TCXO_CTRL, &[v as u8, 0x00, 0x01, 0x40]).await?;
-            Self::cmd(bus, op::CALIBRATE, &[0x7F]).await?;
-        }
-        if self.dio2_rf_switch {
-            Self::cmd(bus, op::SET_DIO2_AS_RF_SWITCH_CTRL, &[0x01]).await?;
-        }
-        // §14.2 / §14.3 "basic Tx/Rx operation": packet type first, then frequency, PA, buffer,
-        // modulation, packet, IRQ and sync word.
-        Self::cmd(bus, op::SET_PACKET_TYPE, &[0x01]).await?;
-        Self::cmd(
-            bus,
-            op::SET_RF_FREQUENCY,
-            &rf_freq(config.frequency_hz).to_be_bytes(),
-        )
-        .await?;
-        Self::cmd(
-            bus,
-            op::CALIBRATE_IMAGE,
-            &image_calibration(config.frequency_hz),
-        )
-        .await?;
-        Self::cmd(bus, op::SET_PA_CONFIG, &self.pa_config()).await?;
-        // Ramp time 0x04 = 200 µs (table 13-41).
-        Self::cmd(bus, op::SET_TX_PARAMS, &[config.tx_power_dbm as u8, 0x04]).await?;
-        Self::cmd(bus, op::SET_BUFFER_BASE_ADDRESS, &[0x00, 0x00]).await?;
-        let m = &config.modem;
-        let modulation = [
-            m.sf.value(),
-            bandwidth_code(m.bandwidth),
-            m.coding_rate.denominator() as u8 - 4,
-            u8::from(m.ldro_enabled()),
+            if tcxo.is_some() { &tcxo_cmd } else { none },
+            if tcxo.is_some() {
+                &[op::CALIBRATE, 0x7F]
+            } else {
+                none
+            },
+            if self.dio2_rf_switch {
+                &[op::SET_DIO2_AS_RF_SWITCH_CTRL, 0x01]
+            } else {
+                none
+            },
+            // §14.2 / §14.3 "basic Tx/Rx operation": packet type first, then frequency, PA,
+            // buffer, modulation, packet, IRQ and sync word.
+            &[op::SET_PACKET_TYPE, 0x01],
+            &[op::SET_RF_FREQUENCY, rf[0], rf[1], rf[2], rf[3]],
+            &[op::CALIBRATE_IMAGE, c1, c2],
+            &[op::SET_PA_CONFIG, pa1, pa2, pa3, pa4],
+            // Ramp time 0x04 = 200 µs (table 13-41).
+            &[op::SET_TX_PARAMS, config.tx_power_dbm as u8, 0x04],
+            &[op::SET_BUFFER_BASE_ADDRESS, 0x00, 0x00],
+            &[
+                op::SET_MODULATION_PARAMS,
+                m.sf.value(),
+                bandwidth_code(m.bandwidth),
+                m.coding_rate.denominator() as u8 - 4,
+                u8::from(m.ldro_enabled()),
+            ],
+            &packet_params(config, 0xFF),
+            &[op::SET_DIO_IRQ_PARAMS, i1, i0, i1, i0, 0, 0, 0, 0],
+            &[op::WRITE_REGISTER, a1, a0, sw[0], sw[1]],
+            &[op::CLEAR_IRQ_STATUS, 0xFF, 0xFF],
+            &[op::SET_RX, 0xFF, 0xFF, 0xFF],
         ];
-        Self::cmd(bus, op::SET_MODULATION_PARAMS, &modulation).await?;
-        Self::packet_params(bus, config, 0xFF).await?;
-        let [i1, i0] = irq::USED.to_be_bytes();
-        Self::cmd(
-            bus,
-            op::SET_DIO_IRQ_PARAMS,
-            &[i1, i0, i1, i0, 0x00, 0x00, 0x00, 0x00],
-        )
-        .await?;
-        let sw = sync_word(config.sync_word);
-        Self::cmd(bus, op::WRITE_REGISTER, &[a1, a0, sw[0], sw[1]]).await?;
-        Self::clear_irq(bus, 0xFFFF).await?;
-        self.start_rx(bus).await
+        for command in sequence {
+            if !command.is_empty() {
+                Self::cmd(bus, command).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn start_tx<B: Bus>(
@@ -355,13 +365,19 @@ impl Radio for Sx126x {
             len: frame.len(),
             max: crate::MAX_FRAME_LEN,
         })?;
-        Self::cmd(bus, op::SET_STANDBY, &[0x00]).await?;
+        Self::cmd(bus, &[op::SET_STANDBY, 0x00]).await?;
         bus.wait_not_busy().await?;
         bus.write(&[op::WRITE_BUFFER, 0x00], frame).await?;
-        Self::packet_params(bus, config, len).await?;
-        Self::clear_irq(bus, 0xFFFF).await?;
         let t = timeout_steps(timeout_us).to_be_bytes();
-        Self::cmd(bus, op::SET_TX, &[t[1], t[2], t[3]]).await
+        let sequence: [&[u8]; 3] = [
+            &packet_params(config, len),
+            &[op::CLEAR_IRQ_STATUS, 0xFF, 0xFF],
+            &[op::SET_TX, t[1], t[2], t[3]],
+        ];
+        for command in sequence {
+            Self::cmd(bus, command).await?;
+        }
+        Ok(())
     }
 
     async fn tx_done<B: Bus>(&mut self, bus: &mut B) -> Result<bool, Error<B::SpiError>> {
@@ -371,8 +387,7 @@ impl Radio for Sx126x {
     }
 
     async fn start_rx<B: Bus>(&mut self, bus: &mut B) -> Result<(), Error<B::SpiError>> {
-        let t = RX_CONTINUOUS.to_be_bytes();
-        Self::cmd(bus, op::SET_RX, &[t[1], t[2], t[3]]).await
+        Self::cmd(bus, &[op::SET_RX, 0xFF, 0xFF, 0xFF]).await
     }
 
     async fn read_rx<B: Bus>(

@@ -258,36 +258,39 @@ impl Radio for Sx127x {
             });
         }
         self.hf_port = config.frequency_hz >= HF_PORT_MIN_HZ;
-        // LongRangeMode can only be changed in sleep (§6.4 RegOpMode): sleep in FSK mode first,
-        // then sleep in LoRa mode.
-        Self::write(bus, reg::OP_MODE, &[mode::SLEEP]).await?;
-        self.set_mode(bus, mode::SLEEP).await?;
         let f = frf(config.frequency_hz).to_be_bytes();
-        Self::write(bus, reg::FRF_MSB, &[f[1], f[2], f[3]]).await?;
         let pa = self
             .pa_config(config.tx_power_dbm)
             .ok_or(ConfigError::TxPower)?;
-        Self::write(bus, reg::PA_CONFIG, &[pa]).await?;
-        // TX and RX share the FIFO from address 0: one packet at a time.
-        Self::write(bus, reg::FIFO_TX_BASE_ADDR, &[0x00, 0x00]).await?;
         let [c1, c2, c3] = modem_config(config);
-        Self::write(bus, reg::MODEM_CONFIG_1, &[c1, c2]).await?;
-        Self::write(bus, reg::MODEM_CONFIG_3, &[c3]).await?;
-        Self::write(
-            bus,
-            reg::PREAMBLE_MSB,
-            &config.modem.preamble_symbols.to_be_bytes(),
-        )
-        .await?;
-        Self::write(bus, reg::MAX_PAYLOAD_LENGTH, &[0xFF]).await?;
-        // §4.1.1.2: SF6 needs other detection settings; validate() keeps SF6 out (implicit
-        // header only), so these are the SF7..SF12 values.
-        Self::write(bus, reg::DETECT_OPTIMIZE, &[0xC3]).await?;
-        Self::write(bus, reg::DETECTION_THRESHOLD, &[0x0A]).await?;
-        Self::write(bus, reg::SYNC_WORD, &[config.sync_word]).await?;
-        Self::write(bus, reg::IRQ_FLAGS, &[0xFF]).await?;
-        self.set_mode(bus, mode::STANDBY).await?;
-        self.start_rx(bus).await
+        let [p1, p0] = config.modem.preamble_symbols.to_be_bytes();
+        const W: u8 = 0x80;
+        let sequence: [&[u8]; 15] = [
+            // LongRangeMode can only be changed in sleep (§6.4 RegOpMode): sleep in FSK mode
+            // first, then sleep in LoRa mode.
+            &[W | reg::OP_MODE, mode::SLEEP],
+            &[W | reg::OP_MODE, self.op_mode(mode::SLEEP)],
+            &[W | reg::FRF_MSB, f[1], f[2], f[3]],
+            &[W | reg::PA_CONFIG, pa],
+            // TX and RX share the FIFO from address 0: one packet at a time.
+            &[W | reg::FIFO_TX_BASE_ADDR, 0x00, 0x00],
+            &[W | reg::MODEM_CONFIG_1, c1, c2],
+            &[W | reg::MODEM_CONFIG_3, c3],
+            &[W | reg::PREAMBLE_MSB, p1, p0],
+            &[W | reg::MAX_PAYLOAD_LENGTH, 0xFF],
+            // §4.1.1.2: SF6 needs other detection settings; validate() keeps SF6 out (implicit
+            // header only), so these are the SF7..SF12 values.
+            &[W | reg::DETECT_OPTIMIZE, 0xC3],
+            &[W | reg::DETECTION_THRESHOLD, 0x0A],
+            &[W | reg::SYNC_WORD, config.sync_word],
+            &[W | reg::IRQ_FLAGS, 0xFF],
+            &[W | reg::OP_MODE, self.op_mode(mode::STANDBY)],
+            &[W | reg::OP_MODE, self.op_mode(mode::RX_CONTINUOUS)],
+        ];
+        for access in sequence {
+            bus.write(access, &[]).await?;
+        }
+        Ok(())
     }
 
     async fn start_tx<B: Bus>(
@@ -306,9 +309,14 @@ impl Radio for Sx127x {
         self.set_mode(bus, mode::STANDBY).await?;
         Self::write(bus, reg::FIFO_ADDR_PTR, &[0x00]).await?;
         Self::write(bus, reg::FIFO, frame).await?;
-        Self::write(bus, reg::PAYLOAD_LENGTH, &[len]).await?;
-        Self::write(bus, reg::IRQ_FLAGS, &[0xFF]).await?;
-        self.set_mode(bus, mode::TX).await
+        for access in [
+            [0x80 | reg::PAYLOAD_LENGTH, len],
+            [0x80 | reg::IRQ_FLAGS, 0xFF],
+            [0x80 | reg::OP_MODE, self.op_mode(mode::TX)],
+        ] {
+            bus.write(&access, &[]).await?;
+        }
+        Ok(())
     }
 
     async fn tx_done<B: Bus>(&mut self, bus: &mut B) -> Result<bool, Error<B::SpiError>> {
