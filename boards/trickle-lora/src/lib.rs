@@ -20,7 +20,7 @@
 //! [`bus::BlockingBus`] and [`bus::AsyncBus`] adapters bind it to `embedded-hal` 1.0 or
 //! `embedded-hal-async`, so both flavours send exactly the same SPI bytes.
 //!
-//! ```ignore
+//! ```text
 //! use trickle_lora::{Config, LoRa, bus::{BlockingBus, NoPin}, sx127x::Sx127x};
 //! let bus = BlockingBus::new(spi, reset, NoPin, dio0, delay);
 //! let mut radio = LoRa::new(Sx127x::new(), bus, clock, Config::eu868(868_100_000, params))?;
