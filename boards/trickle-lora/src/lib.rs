@@ -7,8 +7,8 @@
 //! - configures the modem ([`Config`]: frequency, spreading factor, bandwidth, coding rate,
 //!   sync word, payload CRC, preamble length, output power),
 //! - sends a frame and waits for TxDone (with a timeout derived from the exact time on air),
-//! - keeps the radio in continuous receive; [`LoRa::receive`] returns a waiting frame without
-//!   blocking, [`LoRa::receive_timeout`] waits up to a deadline,
+//! - keeps the radio in continuous receive; [`FrameLink::receive`](trickle_core::link::FrameLink::receive) returns a waiting frame without
+//!   blocking, `LoRa::receive_timeout` waits up to a deadline,
 //! - reports RSSI and SNR of the last packet ([`LoRa::last_packet`]),
 //! - drops frames whose CRC failed and counts them ([`Stats`]),
 //! - refuses to transmit past the EU868 sub-band duty cycle and says how long to wait

@@ -18,9 +18,9 @@ use crate::{Config, ConfigError, Error, PacketStatus};
 pub mod op {
     /// SetStandby(StdbyConfig).
     pub const SET_STANDBY: u8 = 0x80;
-    /// SetTx(timeout[23:0]).
+    /// SetTx(timeout\[23:0\]).
     pub const SET_TX: u8 = 0x83;
-    /// SetRx(timeout[23:0]).
+    /// SetRx(timeout\[23:0\]).
     pub const SET_RX: u8 = 0x82;
     /// SetRegulatorMode(mode).
     pub const SET_REGULATOR_MODE: u8 = 0x96;
@@ -28,9 +28,9 @@ pub mod op {
     pub const CALIBRATE_IMAGE: u8 = 0x98;
     /// SetPaConfig(paDutyCycle, hpMax, deviceSel, paLut).
     pub const SET_PA_CONFIG: u8 = 0x95;
-    /// WriteRegister(address[15:0], data…).
+    /// WriteRegister(address\[15:0\], data…).
     pub const WRITE_REGISTER: u8 = 0x0D;
-    /// ReadRegister(address[15:0]) → status, data…
+    /// ReadRegister(address\[15:0\]) → status, data…
     pub const READ_REGISTER: u8 = 0x1D;
     /// WriteBuffer(offset, data…).
     pub const WRITE_BUFFER: u8 = 0x0E;
@@ -38,17 +38,17 @@ pub mod op {
     pub const READ_BUFFER: u8 = 0x1E;
     /// SetDioIrqParams(IrqMask, DIO1Mask, DIO2Mask, DIO3Mask).
     pub const SET_DIO_IRQ_PARAMS: u8 = 0x08;
-    /// GetIrqStatus → status, IrqStatus[15:0].
+    /// GetIrqStatus → status, IrqStatus\[15:0\].
     pub const GET_IRQ_STATUS: u8 = 0x12;
-    /// ClearIrqStatus(ClearIrqParam[15:0]).
+    /// ClearIrqStatus(ClearIrqParam\[15:0\]).
     pub const CLEAR_IRQ_STATUS: u8 = 0x02;
     /// SetDIO2AsRfSwitchCtrl(enable).
     pub const SET_DIO2_AS_RF_SWITCH_CTRL: u8 = 0x9D;
-    /// SetDIO3AsTCXOCtrl(voltage, delay[23:0]).
+    /// SetDIO3AsTCXOCtrl(voltage, delay\[23:0\]).
     pub const SET_DIO3_AS_TCXO_CTRL: u8 = 0x97;
     /// Calibrate(calibParam).
     pub const CALIBRATE: u8 = 0x89;
-    /// SetRfFrequency(RfFreq[31:0]).
+    /// SetRfFrequency(RfFreq\[31:0\]).
     pub const SET_RF_FREQUENCY: u8 = 0x86;
     /// SetPacketType(PacketType).
     pub const SET_PACKET_TYPE: u8 = 0x8A;
@@ -56,7 +56,7 @@ pub mod op {
     pub const SET_TX_PARAMS: u8 = 0x8E;
     /// SetModulationParams(SF, BW, CR, LowDataRateOptimize).
     pub const SET_MODULATION_PARAMS: u8 = 0x8B;
-    /// SetPacketParams(PreambleLength[15:0], HeaderType, PayloadLength, CRCType, InvertIQ).
+    /// SetPacketParams(PreambleLength\[15:0\], HeaderType, PayloadLength, CRCType, InvertIQ).
     pub const SET_PACKET_PARAMS: u8 = 0x8C;
     /// SetBufferBaseAddress(TX base, RX base).
     pub const SET_BUFFER_BASE_ADDRESS: u8 = 0x8F;

@@ -16,7 +16,12 @@ fn main() -> ! {
         LoraParams::new(SpreadingFactor::Sf9, Bandwidth::Khz125),
     ));
     let bus = BlockingBus::new(Spi, Pin, Pin, Pin, Delay);
-    if let Ok(mut radio) = LoRa::new(trickle_lora::sx126x::Sx126x::new(trickle_lora::sx126x::Variant::Sx1262), bus, Ticks, config) {
+    if let Ok(mut radio) = LoRa::new(
+        trickle_lora::sx126x::Sx126x::new(trickle_lora::sx126x::Variant::Sx1262),
+        bus,
+        Ticks,
+        config,
+    ) {
         let mut frame = black_box([0u8; 255]);
         let len = black_box(32);
         black_box(radio.transmit(&frame[..len]).ok());
