@@ -185,6 +185,9 @@ impl<R: Radio, B: Bus, C: Clock> LoRa<R, B, C> {
 
     async fn send(&mut self, frame: &[u8]) -> Result<(), Error<B::SpiError>> {
         let (airtime_us, now) = self.check(frame.len())?;
+        if self.bus.irq_high()? {
+            self.stats.rx_discarded = self.stats.rx_discarded.wrapping_add(1);
+        }
         // TxDone is due after the airtime; allow 1/8 more plus 50 ms for the chip's ramp-up
         // and the caller's clock granularity.
         let timeout_us = u32::try_from(airtime_us + airtime_us / 8 + 50_000).unwrap_or(u32::MAX);

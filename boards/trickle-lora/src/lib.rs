@@ -232,4 +232,8 @@ pub struct Stats {
     pub header_errors: u32,
     /// Packets dropped because they did not fit the caller's buffer.
     pub too_long: u32,
+    /// Receive events discarded because `transmit` was called while one was pending (the radio
+    /// is half-duplex and shares its buffer between TX and RX: call `receive` first to keep
+    /// them).
+    pub rx_discarded: u32,
 }

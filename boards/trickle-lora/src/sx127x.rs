@@ -99,9 +99,10 @@ pub mod irq {
 /// The value of `RegVersion` on SX1276/77/78/79.
 pub const VERSION: u8 = 0x12;
 
-/// Frequencies above this use the high-frequency (HF) port: band 1, 862–1020 MHz (§2.4.1);
-/// below it, bands 2 and 3 on the LF port.
-pub const HF_PORT_MIN_HZ: u32 = 779_000_000;
+/// Frequencies up to this use the low-frequency (LF) port: bands 2 (410–525 MHz) and 3
+/// (137–175 MHz); above it, band 1 (862–1020 MHz; 779–960 MHz on SX1279) on the HF port
+/// (§2.4.1).
+pub const LF_PORT_MAX_HZ: u32 = 525_000_000;
 
 /// `RegFrf` for `frequency_hz`: `Frf = f × 2^19 / 32 MHz` (§4.1.4), i.e. `f × 16384 / 10^6`,
 /// rounded down.
@@ -257,7 +258,7 @@ impl Radio for Sx127x {
                 found: version[0].into(),
             });
         }
-        self.hf_port = config.frequency_hz >= HF_PORT_MIN_HZ;
+        self.hf_port = config.frequency_hz > LF_PORT_MAX_HZ;
         let f = frf(config.frequency_hz).to_be_bytes();
         let pa = self
             .pa_config(config.tx_power_dbm)

@@ -186,6 +186,24 @@ fn crc_errors_are_dropped_and_counted() {
 }
 
 #[test]
+fn transmitting_over_a_pending_frame_counts_it() {
+    let world = World::new();
+    let mut a = sx1276(&world, config());
+    let mut b = sx1262(&world, config());
+    let mut buf = [0u8; 64];
+    a.transmit(&frame(20, 1)).unwrap();
+    // b transmits before reading: the waiting frame is lost, and counted.
+    b.transmit(&frame(21, 2)).unwrap();
+    assert_eq!(b.stats().rx_discarded, 1);
+    assert_eq!(b.receive(&mut buf).unwrap(), None);
+    assert_eq!(a.receive(&mut buf).unwrap(), Some(21));
+    assert_eq!(a.stats().rx_discarded, 0);
+    a.transmit(&frame(22, 3)).unwrap();
+    assert_eq!(b.receive(&mut buf).unwrap(), Some(22));
+    assert_eq!(&buf[..22], &frame(22, 3)[..]);
+}
+
+#[test]
 fn oversized_frames_are_refused_without_touching_the_radio() {
     let world = World::new();
     let (id, bus) = emu::sx1262(&world);
