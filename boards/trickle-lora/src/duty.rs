@@ -133,6 +133,8 @@ impl Ledger {
         self.live().iter().map(|e| e.airtime_us).sum()
     }
 
+    /// Adds `e`, keeping the entries ordered by end time (transmissions given out of order, or
+    /// overlapping, are still accounted for correctly).
     fn push(&mut self, e: Entry) {
         if self.len == LEDGER_LEN {
             let first = self.entries[0];
@@ -140,7 +142,13 @@ impl Ledger {
             self.entries.copy_within(1.., 0);
             self.len -= 1;
         }
-        self.entries[self.len] = e;
+        let at = self
+            .live()
+            .iter()
+            .position(|x| x.end_ms > e.end_ms)
+            .unwrap_or(self.len);
+        self.entries.copy_within(at..self.len, at + 1);
+        self.entries[at] = e;
         self.len += 1;
     }
 }
@@ -229,7 +237,54 @@ impl DutyCycle {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    proptest! {
+        /// Whatever the sequence of attempts, the airtime inside any one-hour window never
+        /// exceeds the budget, and a refusal's wait is exact: one millisecond earlier is still
+        /// refused, at the wait the frame fits.
+        #[test]
+        fn never_exceeds_the_budget_and_waits_are_exact(
+            band in 0usize..5,
+            attempts in proptest::collection::vec((0u64..400_000, 1u64..20_000_000), 1..60),
+        ) {
+            let budget = EU868[band].budget_us();
+            let mut d = DutyCycle::new();
+            let mut now = 0u64;
+            let mut sent: Vec<(u64, u64)> = Vec::new(); // (start ms, airtime µs)
+            for (gap, airtime) in attempts {
+                now += gap;
+                match d.check(band, Instant(now), airtime) {
+                    Ok(()) => {
+                        d.record(band, Instant(now), airtime);
+                        sent.push((now, airtime));
+                    }
+                    Err(Refusal::TooLong) => prop_assert!(airtime > budget),
+                    Err(Refusal::Wait { wait_ms }) => {
+                        prop_assert!(wait_ms > 0);
+                        let mut probe = d;
+                        if wait_ms > 1 {
+                            prop_assert!(probe.check(band, Instant(now + wait_ms - 1), airtime).is_err());
+                        }
+                        prop_assert_eq!(probe.check(band, Instant(now + wait_ms), airtime), Ok(()));
+                    }
+                }
+            }
+            // Every window [w, w + 1 h) starting at a transmission's start: the airtime of the
+            // transmissions that overlap it at all is within the budget.
+            for &(w, _) in &sent {
+                let total: u64 = sent
+                    .iter()
+                    .filter(|&&(s, a)| s < w + WINDOW_MS && s * 1000 + a > w * 1000)
+                    .map(|&(_, a)| a)
+                    .sum();
+                prop_assert!(total <= budget, "window at {} ms: {} µs", w, total);
+            }
+        }
+    }
 
     const G2: usize = 2; // 868.7–869.2 MHz, 0.1 %.
 
