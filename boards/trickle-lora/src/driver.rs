@@ -68,8 +68,12 @@ pub trait Radio: Sealed {
     /// Reads and clears the interrupt flags after a transmission; `true` if TxDone was set.
     async fn tx_done<B: Bus>(&mut self, bus: &mut B) -> Result<bool, Error<B::SpiError>>;
 
-    /// Puts the radio into continuous receive.
-    async fn start_rx<B: Bus>(&mut self, bus: &mut B) -> Result<(), Error<B::SpiError>>;
+    /// Puts the radio (back) into continuous receive after a transmission.
+    async fn start_rx<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        config: &Config,
+    ) -> Result<(), Error<B::SpiError>>;
 
     /// Reads what the radio received (called when the IRQ pin is high) and clears the flags.
     async fn read_rx<B: Bus>(
@@ -199,7 +203,7 @@ impl<R: Radio, B: Bus, C: Clock> LoRa<R, B, C> {
         }
         let done =
             self.bus.wait_irq(timeout_us).await? && self.radio.tx_done(&mut self.bus).await?;
-        self.radio.start_rx(&mut self.bus).await?;
+        self.radio.start_rx(&mut self.bus, &self.config).await?;
         if done {
             self.stats.tx_frames = self.stats.tx_frames.wrapping_add(1);
             Ok(())

@@ -386,8 +386,21 @@ impl Radio for Sx126x {
         Ok(flags & irq::TX_DONE != 0)
     }
 
-    async fn start_rx<B: Bus>(&mut self, bus: &mut B) -> Result<(), Error<B::SpiError>> {
-        Self::cmd(bus, &[op::SET_RX, 0xFF, 0xFF, 0xFF]).await
+    async fn start_rx<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        config: &Config,
+    ) -> Result<(), Error<B::SpiError>> {
+        // In receive, SetPacketParams' payload length is the largest packet accepted
+        // (§13.4.6.2): put it back to 255 after a transmission set it to the frame's length.
+        let sequence: [&[u8]; 2] = [
+            &packet_params(config, 0xFF),
+            &[op::SET_RX, 0xFF, 0xFF, 0xFF],
+        ];
+        for command in sequence {
+            Self::cmd(bus, command).await?;
+        }
+        Ok(())
     }
 
     async fn read_rx<B: Bus>(

@@ -327,7 +327,11 @@ impl Radio for Sx127x {
         Ok(flags[0] & irq::TX_DONE != 0)
     }
 
-    async fn start_rx<B: Bus>(&mut self, bus: &mut B) -> Result<(), Error<B::SpiError>> {
+    async fn start_rx<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        _config: &Config,
+    ) -> Result<(), Error<B::SpiError>> {
         self.set_mode(bus, mode::RX_CONTINUOUS).await
     }
 

@@ -148,7 +148,9 @@ fn sx1262_init_transmit_receive() {
 
     // Transmit: standby, WriteBuffer at 0, SetPacketParams with the length, clear IRQs,
     // SetTx with a timeout of (103 424 µs airtime + 1/8 + 50 ms) = 166 352 µs in 15.625 µs
-    // steps = 10 647 = 0x002997; on DIO1 GetIrqStatus, ClearIrqStatus(TxDone), SetRx.
+    // steps = 10 647 = 0x002997; on DIO1 GetIrqStatus, ClearIrqStatus(TxDone), then
+    // SetPacketParams with the largest accepted length back at 255 (in RX it is a maximum,
+    // §13.4.6.2), SetRx.
     world.borrow_mut().rssi_dbm = -95;
     tx.transmit(b"hi").unwrap();
     assert_eq!(
@@ -161,6 +163,7 @@ fn sx1262_init_transmit_receive() {
             w(&[0x83, 0x00, 0x29, 0x97]),
             r(&[0x12, 0x00], 2),
             w(&[0x02, 0x00, 0x01]),
+            w(&[0x8C, 0x00, 0x08, 0x00, 0xFF, 0x01, 0x00]),
             w(&[0x82, 0xFF, 0xFF, 0xFF]),
         ]
     );

@@ -797,6 +797,12 @@ impl ChipEmu for Sx1262 {
     }
 
     fn deliver(&mut self, rx: &Rx<'_>) {
+        // In receive, the payload length of SetPacketParams is the largest accepted packet
+        // (datasheet §13.4.6.2); a longer one is rejected after its header.
+        if rx.payload.len() > usize::from(self.packet[3]) {
+            self.irq |= 0x0020; // HeaderErr
+            return;
+        }
         for (i, &b) in rx.payload.iter().enumerate() {
             self.buffer[usize::from(self.rx_base.wrapping_add(i as u8))] = b;
         }
