@@ -8,6 +8,7 @@
 
 use core::convert::Infallible;
 use core::future::{Future, poll_fn};
+use core::marker::PhantomData;
 use core::pin::pin;
 use core::task::{Context, Poll, Waker};
 
@@ -105,39 +106,59 @@ fn pin_err<S, E: digital::Error>(e: E) -> Error<S> {
     Error::Pin(e.kind())
 }
 
-/// The pins and peripherals of one radio, shared by both bus flavours.
+/// The peripherals of one radio: SPI device, reset line, BUSY and IRQ pins, delay. `M` is
+/// [`Blocking`] or [`Async`]; use the aliases [`BlockingBus`] and [`AsyncBus`].
 #[derive(Debug)]
-struct Parts<SPI, RST, BUSY, IRQ, D> {
+pub struct Board<SPI, RST, BUSY, IRQ, D, M> {
     spi: SPI,
     reset: RST,
     busy: BUSY,
     irq: IRQ,
     delay: D,
+    mode: PhantomData<M>,
 }
+
+/// Marker: the board's peripherals implement the blocking `embedded-hal` 1.0 traits.
+#[derive(Debug)]
+pub enum Blocking {}
+
+/// Marker: the board's peripherals implement the `embedded-hal-async` traits.
+#[derive(Debug)]
+pub enum Async {}
 
 /// A blocking board: `embedded-hal` 1.0 [`SpiDevice`], [`OutputPin`] reset, [`InputPin`] BUSY
 /// and IRQ, [`DelayNs`]. Waiting polls the pins every [`POLL_STEP_US`].
-#[derive(Debug)]
-pub struct BlockingBus<SPI, RST, BUSY, IRQ, D>(Parts<SPI, RST, BUSY, IRQ, D>);
+pub type BlockingBus<SPI, RST, BUSY, IRQ, D> = Board<SPI, RST, BUSY, IRQ, D, Blocking>;
 
-impl<SPI, RST, BUSY, IRQ, D> BlockingBus<SPI, RST, BUSY, IRQ, D> {
+/// An async board: `embedded-hal-async` [`SpiDevice`](embedded_hal_async::spi::SpiDevice),
+/// [`Wait`](embedded_hal_async::digital::Wait) for BUSY and IRQ,
+/// [`DelayNs`](embedded_hal_async::delay::DelayNs); reset stays a blocking [`OutputPin`].
+pub type AsyncBus<SPI, RST, BUSY, IRQ, D> = Board<SPI, RST, BUSY, IRQ, D, Async>;
+
+impl<SPI, RST, BUSY, IRQ, D, M> Board<SPI, RST, BUSY, IRQ, D, M> {
     /// Wires a radio: `irq` is DIO0 on SX127x and DIO1 on SX126x; `busy` is [`NoPin`] on
     /// SX127x.
     pub fn new(spi: SPI, reset: RST, busy: BUSY, irq: IRQ, delay: D) -> Self {
-        Self(Parts {
+        Self {
             spi,
             reset,
             busy,
             irq,
             delay,
-        })
+            mode: PhantomData,
+        }
     }
 
     /// Gives the peripherals back: `(spi, reset, busy, irq, delay)`.
     pub fn release(self) -> (SPI, RST, BUSY, IRQ, D) {
-        let p = self.0;
-        (p.spi, p.reset, p.busy, p.irq, p.delay)
+        (self.spi, self.reset, self.busy, self.irq, self.delay)
     }
+}
+
+/// The operations of a write transaction: `head`, then `data` unless it is empty.
+fn write_ops<'a>(head: &'a [u8], data: &'a [u8]) -> ([Operation<'a, u8>; 2], usize) {
+    let n = if data.is_empty() { 1 } else { 2 };
+    ([Operation::Write(head), Operation::Write(data)], n)
 }
 
 impl<SPI, RST, BUSY, IRQ, D> Bus for BlockingBus<SPI, RST, BUSY, IRQ, D>
@@ -151,83 +172,55 @@ where
     type SpiError = SPI::Error;
 
     async fn write(&mut self, head: &[u8], data: &[u8]) -> Result<(), Error<SPI::Error>> {
-        let mut ops = [Operation::Write(head), Operation::Write(data)];
-        let n = if data.is_empty() { 1 } else { 2 };
-        self.0
-            .spi
+        let (mut ops, n) = write_ops(head, data);
+        self.spi
             .transaction(ops.get_mut(..n).unwrap_or_default())
             .map_err(Error::Spi)
     }
 
     async fn read(&mut self, head: &[u8], out: &mut [u8]) -> Result<(), Error<SPI::Error>> {
-        self.0
-            .spi
+        self.spi
             .transaction(&mut [Operation::Write(head), Operation::Read(out)])
             .map_err(Error::Spi)
     }
 
     async fn delay_us(&mut self, us: u32) {
-        self.0.delay.delay_us(us);
+        self.delay.delay_us(us);
     }
 
     fn set_reset(&mut self, high: bool) -> Result<(), Error<SPI::Error>> {
-        self.0.reset.set_state(high.into()).map_err(pin_err)
+        self.reset.set_state(high.into()).map_err(pin_err)
     }
 
     async fn wait_not_busy(&mut self) -> Result<(), Error<SPI::Error>> {
         let mut waited = 0;
-        while self.0.busy.is_high().map_err(pin_err)? {
+        while self.busy.is_high().map_err(pin_err)? {
             if waited >= BUSY_TIMEOUT_US {
                 return Err(Error::Busy);
             }
-            self.0.delay.delay_us(1);
+            self.delay.delay_us(1);
             waited += 1;
         }
         Ok(())
     }
 
     fn irq_high(&mut self) -> Result<bool, Error<SPI::Error>> {
-        self.0.irq.is_high().map_err(pin_err)
+        self.irq.is_high().map_err(pin_err)
     }
 
     async fn wait_irq(&mut self, timeout_us: u32) -> Result<bool, Error<SPI::Error>> {
         let mut waited = 0u32;
         loop {
-            if self.0.irq.is_high().map_err(pin_err)? {
+            if self.irq.is_high().map_err(pin_err)? {
                 return Ok(true);
             }
             if waited >= timeout_us {
                 return Ok(false);
             }
             let step = POLL_STEP_US.min(timeout_us - waited);
-            self.0.delay.delay_us(step);
+            self.delay.delay_us(step);
             waited += step;
         }
-    }
-}
-
-/// An async board: `embedded-hal-async` [`SpiDevice`](embedded_hal_async::spi::SpiDevice),
-/// [`Wait`](embedded_hal_async::digital::Wait) for BUSY and IRQ,
-/// [`DelayNs`](embedded_hal_async::delay::DelayNs); reset stays a blocking [`OutputPin`].
-#[derive(Debug)]
-pub struct AsyncBus<SPI, RST, BUSY, IRQ, D>(Parts<SPI, RST, BUSY, IRQ, D>);
-
-impl<SPI, RST, BUSY, IRQ, D> AsyncBus<SPI, RST, BUSY, IRQ, D> {
-    /// Wires a radio; see [`BlockingBus::new`].
-    pub fn new(spi: SPI, reset: RST, busy: BUSY, irq: IRQ, delay: D) -> Self {
-        Self(Parts {
-            spi,
-            reset,
-            busy,
-            irq,
-            delay,
-        })
-    }
-
-    /// Gives the peripherals back: `(spi, reset, busy, irq, delay)`.
-    pub fn release(self) -> (SPI, RST, BUSY, IRQ, D) {
-        let p = self.0;
-        (p.spi, p.reset, p.busy, p.irq, p.delay)
     }
 }
 
@@ -242,33 +235,30 @@ where
     type SpiError = SPI::Error;
 
     async fn write(&mut self, head: &[u8], data: &[u8]) -> Result<(), Error<SPI::Error>> {
-        let mut ops = [Operation::Write(head), Operation::Write(data)];
-        let n = if data.is_empty() { 1 } else { 2 };
-        self.0
-            .spi
+        let (mut ops, n) = write_ops(head, data);
+        self.spi
             .transaction(ops.get_mut(..n).unwrap_or_default())
             .await
             .map_err(Error::Spi)
     }
 
     async fn read(&mut self, head: &[u8], out: &mut [u8]) -> Result<(), Error<SPI::Error>> {
-        self.0
-            .spi
+        self.spi
             .transaction(&mut [Operation::Write(head), Operation::Read(out)])
             .await
             .map_err(Error::Spi)
     }
 
     async fn delay_us(&mut self, us: u32) {
-        self.0.delay.delay_us(us).await;
+        self.delay.delay_us(us).await;
     }
 
     fn set_reset(&mut self, high: bool) -> Result<(), Error<SPI::Error>> {
-        self.0.reset.set_state(high.into()).map_err(pin_err)
+        self.reset.set_state(high.into()).map_err(pin_err)
     }
 
     async fn wait_not_busy(&mut self) -> Result<(), Error<SPI::Error>> {
-        let Parts { busy, delay, .. } = &mut self.0;
+        let Self { busy, delay, .. } = self;
         match select(busy.wait_for_low(), delay.delay_us(BUSY_TIMEOUT_US)).await {
             Either::First(r) => r.map_err(pin_err),
             Either::Second(()) => Err(Error::Busy),
@@ -276,11 +266,11 @@ where
     }
 
     fn irq_high(&mut self) -> Result<bool, Error<SPI::Error>> {
-        self.0.irq.is_high().map_err(pin_err)
+        self.irq.is_high().map_err(pin_err)
     }
 
     async fn wait_irq(&mut self, timeout_us: u32) -> Result<bool, Error<SPI::Error>> {
-        let Parts { irq, delay, .. } = &mut self.0;
+        let Self { irq, delay, .. } = self;
         match select(irq.wait_for_high(), delay.delay_us(timeout_us)).await {
             Either::First(r) => r.map(|()| true).map_err(pin_err),
             Either::Second(()) => Ok(false),
