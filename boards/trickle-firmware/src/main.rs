@@ -1,0 +1,162 @@
+//! The Trickle device client as firmware for the TI Stellaris LM3S6965 (Cortex-M3), the MCU of
+//! QEMU's `lm3s6965evb` board.
+//!
+//! At reset it reads its configuration from the host (semihosting, [`host::CONFIG_FILE`]),
+//! starts a 1 ms SysTick clock, and runs the real `trickle_core::client::Client` over UART0:
+//! log in (Noise XX carrying the password), join the room, subscribe to pushes, send the
+//! configured message, and wait for one message from someone else. It prints what it received
+//! and its stack high-water mark, and exits with code 0 (1 on any failure).
+#![no_std]
+#![no_main]
+
+mod clock;
+mod config;
+mod host;
+mod slip_link;
+mod uart;
+
+use chacha20::ChaCha20Rng;
+use chacha20::rand_core::SeedableRng;
+use cortex_m_rt::entry;
+use trickle_core::client::{Client, ClientConfig, Event, LinkConfig, MAX_FRAME_LEN, Peer};
+use trickle_core::link::{Clock, FrameLink};
+use trickle_core::noise::storage::RamStorage;
+
+use crate::clock::SysTickClock;
+use crate::config::Config;
+use crate::uart::Uart0;
+
+/// Processor clock of the LM3S6965 after reset (12 MHz), which QEMU's model also uses.
+const CORE_HZ: u32 = 12_000_000;
+/// UART bit rate (QEMU moves bytes as fast as the socket does; the client's timers use it).
+const BAUD: u32 = 115_200;
+/// The whole scenario must finish within this time (ms of SysTick), or the firmware fails.
+const SCENARIO_LIMIT_MS: u64 = 120_000;
+
+/// The client as this firmware instantiates it (512-byte bodies, 8 aliases).
+type Device = Client<RamStorage, ChaCha20Rng>;
+
+#[entry]
+fn main() -> ! {
+    let result = run();
+    let mut digits = [0u8; 10];
+    host::say(&[
+        b"stack high-water: ",
+        host::decimal(host::stack_high_water(), &mut digits),
+        b" bytes",
+    ]);
+    match result {
+        Ok(()) => host::exit(0),
+        Err(why) => {
+            host::say(&[b"FAILED: ", why.as_bytes()]);
+            host::exit(1)
+        }
+    }
+}
+
+/// What the firmware does next, decided from the client's events.
+enum Next {
+    Nothing,
+    Join,
+    SubscribeAndSend(u16),
+}
+
+fn run() -> Result<(), &'static str> {
+    let mut file = [0u8; 512];
+    let len = host::read_config(&mut file).ok_or("cannot read trickle-firmware.cfg")?;
+    let config = Config::parse(file.get(..len).ok_or("config")?).map_err(|e| e.text())?;
+
+    let peripherals = cortex_m::Peripherals::take().ok_or("peripherals taken")?;
+    let mut clock = SysTickClock::start(peripherals.SYST, CORE_HZ);
+    let uart = Uart0::take(CORE_HZ, BAUD).ok_or("UART0 taken")?;
+    let mut link = slip_link::SlipLink::new(uart);
+    let link_config = LinkConfig {
+        bitrate_bps: BAUD,
+        max_frame: link.max_frame_len(),
+    };
+    // Real hardware seeds from its TRNG; QEMU's board has none, so the host supplies entropy.
+    let rng = ChaCha20Rng::from_seed(config.seed);
+    let mut device: Device = Client::new(RamStorage::new(), rng, ClientConfig::new(link_config))
+        .map_err(|_| "client")?;
+
+    device
+        .login_password(config.user, config.password)
+        .map_err(|_| "login")?;
+    host::say(&[b"logging in as ", config.user.as_bytes()]);
+    let (mut subscribed, mut delivered, mut received) = (false, false, false);
+    let mut frame = [0u8; MAX_FRAME_LEN];
+    let deadline = clock.now().add_ms(SCENARIO_LIMIT_MS);
+    loop {
+        let now = clock.now();
+        if now >= deadline {
+            return Err("scenario timed out");
+        }
+        if device.poll_timeout().is_some_and(|t| t <= now) {
+            device.handle_timeout(now);
+        }
+        match link.receive(&mut frame) {
+            Ok(Some(n)) => device.handle_rx(clock.now(), frame.get(..n).unwrap_or(&[])),
+            Ok(None) => {}
+            Err(_) => host::say(&[b"link: damaged frame dropped"]),
+        }
+        // Sends requests, and the ACK of a notification whose event was read.
+        while let Some(n) = device.poll_transmit(clock.now(), &mut frame) {
+            link.transmit(frame.get(..n).unwrap_or(&[]))
+                .map_err(|_| "link transmit")?;
+        }
+        if subscribed && delivered && received {
+            return Ok(());
+        }
+        let mut next = Next::Nothing;
+        while let Some(event) = device.poll_event() {
+            match event {
+                Event::LoggedIn { user_id, .. } => {
+                    host::say(&[b"logged in: ", user_id.as_bytes()]);
+                    next = Next::Join;
+                }
+                Event::Joined { alias, room_id, .. } => {
+                    host::say(&[b"joined: ", room_id.as_bytes()]);
+                    next = Next::SubscribeAndSend(alias);
+                }
+                Event::Subscribed { .. } => {
+                    host::say(&[b"subscribed"]);
+                    subscribed = true;
+                }
+                Event::Delivered { .. } => {
+                    host::say(&[b"delivered: ", config.message.as_bytes()]);
+                    delivered = true;
+                }
+                Event::Message { sender, body, .. } => {
+                    let mut digits = [0u8; 10];
+                    let from = match sender {
+                        Peer::Id(id) => id.as_bytes(),
+                        Peer::Alias(a) => host::decimal(u32::from(a), &mut digits),
+                    };
+                    host::say(&[b"received: ", body.as_bytes(), b" from ", from]);
+                    received = true;
+                }
+                Event::Failed { .. } => return Err("an operation failed"),
+                _ => {}
+            }
+        }
+        match next {
+            Next::Nothing => {}
+            Next::Join => {
+                device.join(config.room).map_err(|_| "join")?;
+            }
+            Next::SubscribeAndSend(alias) => {
+                device.subscribe().map_err(|_| "subscribe")?;
+                device
+                    .send_text(Peer::Alias(alias), config.message)
+                    .map_err(|_| "send")?;
+            }
+        }
+    }
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    // No formatting: `core::fmt` costs kilobytes of flash. The core never panics on input.
+    host::say(&[b"PANIC"]);
+    host::exit(101)
+}
