@@ -15,7 +15,10 @@ static TICKS: AtomicU32 = AtomicU32::new(0);
 fn SysTick() {
     // Only this handler writes TICKS, so load + store is race-free (and works on ARMv6-M,
     // which has no atomic read-modify-write).
-    TICKS.store(TICKS.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    TICKS.store(
+        TICKS.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
 }
 
 /// Monotonic milliseconds from SysTick interrupts.

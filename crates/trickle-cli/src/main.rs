@@ -44,8 +44,8 @@ enum Command {
         #[command(subcommand)]
         command: CoapCommand,
     },
-    /// Runs the gateway: devices on UDP / serial / Unix socket / stdio, a Matrix homeserver
-    /// over HTTP(S).
+    /// Runs the gateway: devices on UDP / serial / Unix socket / TCP stream / stdio, a Matrix
+    /// homeserver over HTTP(S).
     Gateway(gateway::GatewayArgs),
     /// Reports measured from real frames.
     Report {
