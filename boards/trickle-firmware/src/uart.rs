@@ -76,7 +76,13 @@ impl embedded_io::Error for LineError {
 impl Uart0 {
     /// Configures UART0 for `baud` bit/s from a `clock_hz` UART clock, the first time only.
     pub fn take(clock_hz: u32, baud: u32) -> Option<Self> {
-        if TAKEN.swap(true, Ordering::Relaxed) {
+        // ARMv6-M has no atomic swap: test and set with interrupts masked.
+        let taken = cortex_m::interrupt::free(|_| {
+            let was = TAKEN.load(Ordering::Relaxed);
+            TAKEN.store(true, Ordering::Relaxed);
+            was
+        });
+        if taken {
             return None;
         }
         // Divisor in 1/64ths: clock / (16 × baud) (PL011 TRM §3.3.6).
