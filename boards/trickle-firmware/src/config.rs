@@ -64,13 +64,13 @@ impl<'a> Config<'a> {
         let (mut user, mut password, mut room, mut message, mut seed) =
             (None, None, None, None, None);
         for line in text.lines() {
-            let line = line.trim();
+            let line = line.trim_ascii();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             let (key, value) = line.split_once('=').ok_or(ConfigError::BadLine)?;
-            let value = value.trim();
-            match key.trim() {
+            let value = value.trim_ascii();
+            match key.trim_ascii() {
                 "user" => user = Some(value),
                 "password" => password = Some(value),
                 "room" => room = Some(value),
