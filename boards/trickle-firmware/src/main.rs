@@ -185,6 +185,16 @@ fn mark(what: &[u8]) {
     host::say(&[b"DBG stack ", what, b" ", host::decimal(host::stack_high_water(), &mut d)]);
 }
 
+/// The device interrupt vectors (after the 16 system exceptions). The firmware polls UART0 and
+/// enables no peripheral interrupt in the NVIC, so the table holds a single reserved entry
+/// (cortex-m-rt requires at least one) instead of cortex-m-rt's default 240 entries (960 bytes
+/// of flash). A firmware that enables interrupts lists its handlers here.
+// SAFETY: the name and section are the ones cortex-m-rt's linker script places right after
+// the exception vectors; nothing else defines `__INTERRUPTS` (no PAC is linked).
+#[unsafe(link_section = ".vector_table.interrupts")]
+#[unsafe(no_mangle)]
+static __INTERRUPTS: [usize; 1] = [0];
+
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     // No formatting: `core::fmt` costs kilobytes of flash. The core never panics on input.
