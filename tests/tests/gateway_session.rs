@@ -773,7 +773,7 @@ fn dev_key(dev: &Device) -> String {
         .collect()
 }
 
-// --- through the real `trickle gateway` binary, over a Unix socket with SLIP ------------------
+// --- through the real `trickle gateway` binary, over a Unix socket (COBS/R framing) ----------
 
 /// The `trickle` binary of this build (built on demand, same target directory).
 fn trickle_bin() -> std::path::PathBuf {
@@ -787,17 +787,19 @@ fn trickle_bin() -> std::path::PathBuf {
     dir.join("trickle")
 }
 
-struct SlipLink {
+/// The device end of a byte-stream link to the gateway, framed as docs/PROTOCOL.md "Link
+/// framing for byte streams" says (`trickle_core::wire::serial`).
+struct StreamLink {
     stream: std::os::unix::net::UnixStream,
-    dec: trickle_core::wire::slip::Decoder<2048>,
+    sender: trickle_core::wire::serial::Sender,
+    dec: trickle_core::wire::serial::Decoder<2048>,
 }
 
-impl SlipLink {
+impl StreamLink {
     fn send(&mut self, frame: &[u8]) {
         use std::io::Write;
-        let mut out = vec![0u8; trickle_core::wire::slip::encoded_len(frame)];
-        let n = trickle_core::wire::slip::encode(frame, &mut out).unwrap();
-        self.stream.write_all(&out[..n]).unwrap();
+        let out: Vec<u8> = self.sender.frame(frame).unwrap().collect();
+        self.stream.write_all(&out).unwrap();
     }
 
     fn recv(&mut self) -> Vec<u8> {
@@ -854,7 +856,8 @@ fn spawn_gateway(
     dir: &std::path::Path,
     homeserver: &str,
     extra: &[String],
-) -> (Child, SlipLink) {
+    crc: trickle_core::wire::serial::Crc,
+) -> (Child, StreamLink) {
     let sock = dir.join("gw.sock");
     let _ = std::fs::remove_file(&sock);
     let config = dir.join("gateway.toml");
@@ -873,6 +876,7 @@ fn spawn_gateway(
         .arg("--unix")
         .arg(&sock)
         .args(extra)
+        .args((crc != trickle_core::wire::serial::Crc::None).then_some("--frame-crc"))
         .stdin(std::process::Stdio::null())
         .spawn()
         .expect("starting trickle gateway");
@@ -893,9 +897,13 @@ fn spawn_gateway(
         .unwrap();
     (
         child,
-        SlipLink {
+        StreamLink {
             stream,
-            dec: trickle_core::wire::slip::Decoder::new(),
+            sender: trickle_core::wire::serial::Sender::new(trickle_core::wire::serial::Config {
+                crc,
+                leading_delimiter: false,
+            }),
+            dec: trickle_core::wire::serial::Decoder::new(crc),
         },
     )
 }
@@ -932,7 +940,13 @@ fn trickle_gateway_binary_over_unix_socket_and_udp() {
         "--udp-plain".to_owned(),
         plain.to_string(),
     ];
-    let (child, mut link) = spawn_gateway(&bin, dir.path(), &synapse.base_url(), &extra);
+    let (child, mut link) = spawn_gateway(
+        &bin,
+        dir.path(),
+        &synapse.base_url(),
+        &extra,
+        trickle_core::wire::serial::Crc::None,
+    );
     let login = cbor(&json!({
         "type": "m.login.password",
         "identifier": {"type": "m.id.user", "user": "alice"},
@@ -956,11 +970,12 @@ fn trickle_gateway_binary_over_unix_socket_and_udp() {
         ),
     );
     assert_eq!(Repr::parse_bytes(&m).unwrap().code, Code::CHANGED);
-    // Garbage on the link (bad SLIP escape, then a forged frame) does not stop the gateway.
+    // Garbage on the link (line noise ended by a delimiter, then a forged frame) does not stop
+    // the gateway.
     {
         use std::io::Write;
         link.stream
-            .write_all(&[0xC0, 0x41, 0xDB, 0x00, 0xC0])
+            .write_all(&[0x00, 0x41, 0xDB, 0x07, 0x00])
             .unwrap();
     }
     link.send(&[
@@ -1048,9 +1063,16 @@ fn trickle_gateway_binary_over_unix_socket_and_udp() {
     assert_eq!(json_of(r.payload)["user_id"], "@alice:localhost");
 
     // Stop the process (SIGTERM) and start it again: the session, binding and aliases persist.
+    // This time with the optional CRC-16 on the stream link (`--frame-crc`).
     drop(link);
     drop(child);
-    let (_child, mut link) = spawn_gateway(&bin, dir.path(), &synapse.base_url(), &[]);
+    let (_child, mut link) = spawn_gateway(
+        &bin,
+        dir.path(),
+        &synapse.base_url(),
+        &[],
+        trickle_core::wire::serial::Crc::X25,
+    );
     let (req_len, _, m) = link.request(
         &mut dev,
         &msg(

@@ -31,7 +31,7 @@ const CORE_FEATURE_SETS: &[&str] = &["", "defmt"];
 /// Board crates (workspace members under `boards/`, no_std libraries): each is linted and built
 /// for every MCU target, with and without `defmt`, beside the core. Their host tests run with
 /// the workspace's.
-const BOARD_CRATES: &[&str] = &[];
+const BOARD_CRATES: &[&str] = &["trickle-serial"];
 
 /// Debian packages the tests need, with one program each that proves it is installed.
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[

@@ -2,9 +2,10 @@
 //!
 //! Links (any combination): UDP with the Trickle profile (one pipe frame per datagram), UDP with
 //! the plain MSC3079 profile (bare CoAP, option 256 sticky per source address), a serial device
-//! (SLIP), a Unix stream socket (SLIP, any number of connections), TCP byte streams (SLIP; a
-//! listening socket, or an outgoing connection to a ser2net-style serial server or an emulator's
-//! UART, re-established whenever it drops) and stdin/stdout (SLIP).
+//! (COBS/R framing, `trickle_core::wire::serial`), a Unix stream socket (same framing, any number
+//! of connections), TCP byte streams (same framing; a listening socket, or an outgoing
+//! connection to a ser2net-style serial server or an emulator's UART, re-established whenever it
+//! drops) and stdin/stdout (same framing).
 //!
 //! One thread owns the [`SessionGateway`]; reader threads hand it frames through a channel.
 //! Every piece of state is persisted as it changes, so stopping the process (SIGTERM, ctrl-c)
@@ -15,8 +16,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Sender, channel};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,13 +25,13 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use tracing::{debug, info, warn};
 use trickle_core::wire::coap::Repr;
-use trickle_core::wire::slip;
+use trickle_core::wire::serial;
 use trickle_gateway::translate::msc3079_access_token;
 use trickle_gateway::{
     ClientConfig, Dialect, Gateway, HomeserverClient, Op, SessionConfig, SessionGateway,
 };
 
-/// Largest frame accepted from a byte stream (the SLIP decoder drops longer ones).
+/// Largest frame accepted from a byte stream (the decoder drops longer ones).
 const MAX_STREAM_FRAME: usize = 2048;
 
 /// Options of `trickle gateway` (each also settable in the `--config` TOML file, same name with
@@ -52,25 +53,30 @@ pub struct GatewayArgs {
     /// UDP address for plain MSC3079 CoAP clients, e.g. `0.0.0.0:5683`.
     #[arg(long)]
     udp_plain: Option<SocketAddr>,
-    /// Serial device (SLIP framing). Configure it first, e.g. `stty -F /dev/ttyUSB0 raw 9600`.
+    /// Serial device (COBS/R framing). Configure it first, e.g. `stty -F /dev/ttyUSB0 raw 9600`.
     #[arg(long)]
     serial: Option<PathBuf>,
-    /// Unix stream socket path to listen on (SLIP framing).
+    /// Unix stream socket path to listen on (COBS/R framing).
     #[arg(long)]
     unix: Option<PathBuf>,
-    /// TCP address to listen on for byte-stream devices (SLIP framing, any number of
+    /// TCP address to listen on for byte-stream devices (COBS/R framing, any number of
     /// connections), e.g. `127.0.0.1:5685`.
     #[arg(long)]
     tcp_listen: Option<SocketAddr>,
-    /// TCP address to connect to for one byte-stream device (SLIP framing): a serial port
-    /// server (ser2net, RFC 2217 raw mode) or an emulator's UART such as QEMU's
+    /// TCP address to connect to for one byte-stream device (COBS/R framing): a serial port
+    /// server (ser2net in raw mode) or an emulator's UART such as QEMU's
     /// `-serial tcp:HOST:PORT,server`. Retried every 200 ms until it answers, and again
     /// whenever the connection drops.
     #[arg(long)]
     tcp_connect: Option<SocketAddr>,
-    /// Use stdin/stdout as one SLIP link (simulations); logs stay on stderr.
+    /// Use stdin/stdout as one byte-stream link (simulations); logs stay on stderr.
     #[arg(long)]
     stdio: bool,
+    /// Append a CRC-16/X-25 to every frame on the byte-stream links (serial, Unix socket,
+    /// stdio), and require it on received frames. The devices must be configured the same.
+    /// Off by default: Trickle frames carry a 16-byte Poly1305 tag.
+    #[arg(long)]
+    frame_crc: bool,
     /// Link bit rate in bit/s (retransmission timer).
     #[arg(long)]
     bitrate: Option<u32>,
@@ -104,6 +110,7 @@ impl GatewayArgs {
                 "tcp_listen",
                 "tcp_connect",
                 "stdio",
+                "frame_crc",
                 "bitrate",
                 "max_frame",
                 "sync_timeout_ms",
@@ -155,6 +162,13 @@ impl GatewayArgs {
         if !self.stdio {
             self.stdio = matches!(table.get("stdio"), Some(toml::Value::Boolean(true)));
         }
+        if !self.frame_crc {
+            self.frame_crc = match table.get("frame_crc") {
+                None | Some(toml::Value::Boolean(false)) => false,
+                Some(toml::Value::Boolean(true)) => true,
+                Some(_) => bail!("{}: `frame_crc` must be true or false", path.display()),
+            };
+        }
         self.bitrate = self
             .bitrate
             .or(n("bitrate")?.map(u32::try_from).transpose()?);
@@ -188,10 +202,10 @@ fn next_stream_id() -> usize {
     NEXT_STREAM.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Reads SLIP frames from one byte stream until it ends, handing them to the gateway thread.
-/// Returns `false` if the gateway thread is gone.
-fn read_stream(id: usize, reader: &mut dyn Read, tx: &Sender<Input>) -> bool {
-    let mut dec = slip::Decoder::<MAX_STREAM_FRAME>::new();
+/// Reads frames (framing: `trickle_core::wire::serial`) from one byte stream until it ends,
+/// handing them to the gateway thread. Returns `false` if the gateway thread is gone.
+fn read_stream(id: usize, reader: &mut dyn Read, crc: serial::Crc, tx: &Sender<Input>) -> bool {
+    let mut dec = serial::Decoder::<MAX_STREAM_FRAME>::new(crc);
     let mut buf = [0u8; 512];
     loop {
         let n = match reader.read(&mut buf) {
@@ -208,7 +222,7 @@ fn read_stream(id: usize, reader: &mut dyn Read, tx: &Sender<Input>) -> bool {
                     return false;
                 }
                 Some(Ok(_)) => {}
-                Some(Err(e)) => warn!(stream = id, error = %e, "SLIP frame dropped"),
+                Some(Err(e)) => warn!(stream = id, error = %e, "stream frame dropped"),
                 None => {}
             }
         }
@@ -216,23 +230,24 @@ fn read_stream(id: usize, reader: &mut dyn Read, tx: &Sender<Input>) -> bool {
     tx.send(Input::StreamClosed(id)).is_ok()
 }
 
-/// Starts a SLIP reader thread for one byte stream.
+/// Starts a reader thread for one byte stream (framing: `trickle_core::wire::serial`).
 fn spawn_stream(
     id: usize,
     mut reader: Box<dyn Read + Send>,
     writer: Box<dyn Write + Send>,
+    crc: serial::Crc,
     tx: &Sender<Input>,
 ) {
     let _ = tx.send(Input::StreamOpened(id, writer));
     let tx = tx.clone();
-    std::thread::spawn(move || read_stream(id, &mut reader, &tx));
+    std::thread::spawn(move || read_stream(id, &mut reader, crc, &tx));
 }
 
 /// One byte-stream device behind an outgoing TCP connection, kept connected: the connection is
 /// retried every 200 ms until it answers and again whenever it drops. Frames for the device
 /// while it is disconnected are dropped (the device's CoAP layer retransmits). The stream keeps
 /// one identifier across reconnections, since the same device is on the other end.
-fn spawn_tcp_connect(addr: SocketAddr, tx: &Sender<Input>) {
+fn spawn_tcp_connect(addr: SocketAddr, crc: serial::Crc, tx: &Sender<Input>) {
     let tx = tx.clone();
     let id = next_stream_id();
     std::thread::spawn(move || {
@@ -255,11 +270,14 @@ fn spawn_tcp_connect(addr: SocketAddr, tx: &Sender<Input>) {
                 continue;
             };
             info!(%addr, stream = id, "TCP stream connected");
-            if tx.send(Input::StreamOpened(id, Box::new(writer))).is_err() {
+            if tx
+                .send(Input::StreamOpened(id, Box::new(writer)))
+                .is_err()
+            {
                 return;
             }
             let mut reader = conn;
-            if !read_stream(id, &mut reader, &tx) {
+            if !read_stream(id, &mut reader, crc, &tx) {
                 return;
             }
             info!(%addr, stream = id, "TCP stream dropped: reconnecting");
@@ -372,26 +390,36 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         info!(addr = %sock.local_addr()?, "plain MSC3079 profile on UDP");
         spawn_plain(sock, Gateway::new(client, Dialect::TrickleV1));
     }
+    let framing = serial::Config {
+        crc: if args.frame_crc {
+            serial::Crc::X25
+        } else {
+            serial::Crc::None
+        },
+        leading_delimiter: false,
+    };
     if let Some(path) = &args.serial {
         let port = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .with_context(|| format!("opening serial device {}", path.display()))?;
-        info!(path = %path.display(), "SLIP on serial device");
+        info!(path = %path.display(), crc = ?framing.crc, "COBS/R framing on serial device");
         spawn_stream(
             next_stream_id(),
             Box::new(port.try_clone()?),
             Box::new(port),
+            framing.crc,
             &tx,
         );
     }
     if args.stdio {
-        info!("SLIP on stdin/stdout");
+        info!(crc = ?framing.crc, "COBS/R framing on stdin/stdout");
         spawn_stream(
             next_stream_id(),
             Box::new(std::io::stdin()),
             Box::new(std::io::stdout()),
+            framing.crc,
             &tx,
         );
     }
@@ -399,7 +427,7 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         let _ = std::fs::remove_file(path);
         let listener =
             UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
-        info!(path = %path.display(), "SLIP on Unix socket");
+        info!(path = %path.display(), crc = ?framing.crc, "COBS/R framing on Unix socket");
         let tx = tx.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -407,13 +435,20 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                 let Ok(reader) = conn.try_clone() else {
                     continue;
                 };
-                spawn_stream(next_stream_id(), Box::new(reader), Box::new(conn), &tx);
+                spawn_stream(
+                    next_stream_id(),
+                    Box::new(reader),
+                    Box::new(conn),
+                    framing.crc,
+                    &tx,
+                );
             }
         });
     }
     if let Some(addr) = args.tcp_listen {
-        let listener = TcpListener::bind(addr).with_context(|| format!("binding TCP {addr}"))?;
-        info!(addr = %listener.local_addr()?, "SLIP on TCP (listening)");
+        let listener =
+            TcpListener::bind(addr).with_context(|| format!("binding TCP {addr}"))?;
+        info!(addr = %listener.local_addr()?, crc = ?framing.crc, "COBS/R framing on TCP (listening)");
         let tx = tx.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -422,17 +457,25 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                 let Ok(reader) = conn.try_clone() else {
                     continue;
                 };
-                spawn_stream(next_stream_id(), Box::new(reader), Box::new(conn), &tx);
+                spawn_stream(
+                    next_stream_id(),
+                    Box::new(reader),
+                    Box::new(conn),
+                    framing.crc,
+                    &tx,
+                );
             }
         });
     }
     if let Some(addr) = args.tcp_connect {
-        info!(%addr, "SLIP on TCP (connecting)");
-        spawn_tcp_connect(addr, &tx);
+        info!(%addr, crc = ?framing.crc, "COBS/R framing on TCP (connecting)");
+        spawn_tcp_connect(addr, framing.crc, &tx);
     }
     drop(tx);
 
-    let streams: Arc<Mutex<HashMap<usize, Box<dyn Write + Send>>>> = Arc::default();
+    // Each stream's writer and framing state (its first frame gets a leading delimiter).
+    type Streams = HashMap<usize, (Box<dyn Write + Send>, serial::Sender)>;
+    let streams: Arc<Mutex<Streams>> = Arc::default();
     let mut routes: HashMap<u8, Peer> = HashMap::new();
     let send = |peer: Peer, frame: &[u8]| match peer {
         Peer::Udp(addr) => {
@@ -441,13 +484,17 @@ pub fn run(args: GatewayArgs) -> Result<()> {
             }
         }
         Peer::Stream(id) => {
-            let mut out = vec![0u8; slip::encoded_len(frame)];
-            let n = slip::encode(frame, &mut out).unwrap_or(0);
             let mut streams = streams.lock().unwrap_or_else(|p| p.into_inner());
-            let failed = streams
-                .get_mut(&id)
-                .is_some_and(|w| w.write_all(&out[..n]).is_err() || w.flush().is_err());
-            if failed {
+            let Some((w, sender)) = streams.get_mut(&id) else {
+                return;
+            };
+            let Ok(bytes) = sender.frame(frame) else {
+                warn!(stream = id, "empty frame not sent");
+                return;
+            };
+            let out: Vec<u8> = bytes.collect();
+            if w.write_all(&out).is_err() || w.flush().is_err() {
+                sender.interrupted();
                 warn!(stream = id, "stream write failed");
             }
         }
@@ -474,7 +521,7 @@ pub fn run(args: GatewayArgs) -> Result<()> {
                 streams
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(id, w);
+                    .insert(id, (w, serial::Sender::new(framing)));
             }
             Ok(Input::StreamClosed(id)) => {
                 streams

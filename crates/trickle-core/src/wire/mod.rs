@@ -4,6 +4,7 @@
 //!   Block1/Block2 (RFC 7959) option values.
 //! - [`paths`]: endpoint codes — Matrix client-server HTTP paths ↔ CoAP `Uri-Path` /
 //!   `Uri-Query` options, using the MSC3079 v1 path table and Trickle's `trickle-v1` extension.
+//! - [`serial`]: framing of pipe frames on byte-stream links (COBS/R, optional CRC-16/X-25).
 //! - [`slip`]: SLIP (RFC 1055) framing of pipe frames on byte-stream links.
 //!
 //! Every function here returns an [`Error`] on bad input; none panics, whatever the bytes.
@@ -12,6 +13,7 @@ use core::fmt;
 
 pub mod coap;
 pub mod paths;
+pub mod serial;
 pub mod slip;
 
 /// Everything that can go wrong in [`coap`] and [`paths`], split by whose fault it is.
