@@ -6,7 +6,8 @@ fn main() {
     fs::copy("memory.x", out.join("memory.x")).expect("copy memory.x");
     // cortex-m-rt's `device` feature includes `device.x` (weak interrupt handler names, which
     // a PAC would supply): this firmware names none.
-    fs::write(out.join("device.x"), "/* no device interrupt handlers */\n").expect("write device.x");
+    fs::write(out.join("device.x"), "/* no device interrupt handlers */\n")
+        .expect("write device.x");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
 }

@@ -69,8 +69,14 @@ impl<'a> Config<'a> {
                 continue;
             }
             // Split at the first `=` byte (`str::split_once(char)` links a char searcher).
-            let eq = line.bytes().position(|b| b == b'=').ok_or(ConfigError::BadLine)?;
-            let (key, value) = (line.get(..eq).unwrap_or(""), line.get(eq + 1..).unwrap_or(""));
+            let eq = line
+                .bytes()
+                .position(|b| b == b'=')
+                .ok_or(ConfigError::BadLine)?;
+            let (key, value) = (
+                line.get(..eq).unwrap_or(""),
+                line.get(eq + 1..).unwrap_or(""),
+            );
             let value = value.trim_ascii();
             match key.trim_ascii() {
                 "user" => user = Some(value),

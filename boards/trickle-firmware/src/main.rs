@@ -12,15 +12,18 @@
 mod clock;
 mod config;
 mod host;
-mod slip_link;
 mod uart;
 
 use chacha20::ChaCha20Rng;
 use chacha20::rand_core::SeedableRng;
 use cortex_m_rt::entry;
-use trickle_core::client::{Client, ClientConfig, ClientError, Event, LinkConfig, MAX_FRAME_LEN, Peer};
+use trickle_core::client::{
+    Client, ClientConfig, ClientError, Event, LinkConfig, MAX_FRAME_LEN, Peer,
+};
 use trickle_core::link::{Clock, FrameLink};
 use trickle_core::noise::storage::RamStorage;
+
+use trickle_serial::SerialLink;
 
 use crate::clock::SysTickClock;
 use crate::config::Config;
@@ -30,6 +33,8 @@ use crate::uart::Uart0;
 const CORE_HZ: u32 = 12_000_000;
 /// UART bit rate (QEMU moves bytes as fast as the socket does; the client's timers use it).
 const BAUD: u32 = 115_200;
+/// Largest frame on the UART (as on LoRa).
+const LINK_MTU: usize = 255;
 /// The whole scenario must finish within this time (ms of SysTick), or the firmware fails.
 const SCENARIO_LIMIT_MS: u64 = 120_000;
 
@@ -83,7 +88,8 @@ fn run() -> Result<(), &'static str> {
     let peripherals = cortex_m::Peripherals::take().ok_or("peripherals taken")?;
     let mut clock = SysTickClock::start(peripherals.SYST, CORE_HZ);
     let uart = Uart0::take(CORE_HZ, BAUD).ok_or("UART0 taken")?;
-    let mut link = slip_link::SlipLink::new(uart);
+    let mut link: SerialLink<Uart0, LINK_MTU> =
+        SerialLink::new(uart, trickle_serial::Config::new());
     let link_config = LinkConfig {
         bitrate_bps: BAUD,
         max_frame: link.max_frame_len(),
@@ -106,7 +112,6 @@ fn scenario<L: FrameLink>(
         .login_password(config.user, config.password)
         .map_err(|_| "login")?;
     host::say(&[b"logging in as ", config.user.as_bytes()]);
-    mark(b"after new");
     let (mut subscribed, mut delivered, mut received) = (false, false, false);
     let mut frame = [0u8; MAX_FRAME_LEN];
     let deadline = clock.now().add_ms(SCENARIO_LIMIT_MS);
@@ -135,7 +140,6 @@ fn scenario<L: FrameLink>(
         while let Some(event) = device.poll_event() {
             match event {
                 Event::LoggedIn { user_id, .. } => {
-                    mark(b"logged in");
                     host::say(&[b"logged in: ", user_id.as_bytes()]);
                     next = Next::Join;
                 }
@@ -144,7 +148,6 @@ fn scenario<L: FrameLink>(
                     next = Next::SubscribeAndSend(alias);
                 }
                 Event::Subscribed { .. } => {
-                    mark(b"subscribed");
                     host::say(&[b"subscribed"]);
                     subscribed = true;
                 }
@@ -178,11 +181,6 @@ fn scenario<L: FrameLink>(
             }
         }
     }
-}
-
-fn mark(what: &[u8]) {
-    let mut d = [0u8; 10];
-    host::say(&[b"DBG stack ", what, b" ", host::decimal(host::stack_high_water(), &mut d)]);
 }
 
 /// The device interrupt vectors (after the 16 system exceptions). The firmware polls UART0 and
