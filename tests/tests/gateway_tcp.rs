@@ -47,7 +47,12 @@ fn gateway(dir: &std::path::Path, link: &[&str]) -> Kill {
     Kill(
         Command::new(trickle_bin())
             // Nothing listens there: a handshake never reaches the homeserver.
-            .args(["gateway", "--homeserver", "http://127.0.0.1:9", "--data-dir"])
+            .args([
+                "gateway",
+                "--homeserver",
+                "http://127.0.0.1:9",
+                "--data-dir",
+            ])
             .arg(dir.join("data"))
             .args(link)
             .stdin(Stdio::null())

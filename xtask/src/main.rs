@@ -343,9 +343,18 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     )?;
     let mut firmware_elf = PathBuf::new();
     step(
-        "firmware (boards/trickle-firmware): release builds, thumbv7m and thumbv6m, with and without defmt",
+        "firmware (boards/trickle-firmware): fmt, clippy and release builds, thumbv7m and thumbv6m, with and without defmt",
         || {
             for target in [size::V6M_TARGET, size::FIRMWARE_TARGET] {
+                for features in ["", "defmt"] {
+                    run(cargo(&size::firmware_dir(root))
+                        .args(["clippy", "--release", "--target", target, "--features"])
+                        .arg(features)
+                        .arg("--target-dir")
+                        .arg(size::firmware_target_dir(root))
+                        .args(["--", "-D", "warnings"]))?;
+                }
+                run(cargo(&size::firmware_dir(root)).args(["fmt", "--check"]))?;
                 size::build(root, target, "defmt")?;
             }
             size::build(root, size::V6M_TARGET, "")?;

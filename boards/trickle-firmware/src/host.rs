@@ -28,9 +28,14 @@ pub fn read_config(buf: &mut [u8]) -> Option<usize> {
     }
 }
 
-/// Prints the parts on one line of the host's standard output.
+/// Prints the parts on one line of the host's standard output (standard error with the `defmt`
+/// feature, whose binary log frames own standard output).
 pub fn say(parts: &[&[u8]]) {
-    if let Ok(mut out) = semihosting::io::stdout() {
+    #[cfg(not(feature = "defmt"))]
+    let out = semihosting::io::stdout();
+    #[cfg(feature = "defmt")]
+    let out = semihosting::io::stderr();
+    if let Ok(mut out) = out {
         for p in parts {
             let _ = out.write_all(p);
         }

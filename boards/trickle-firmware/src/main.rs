@@ -8,6 +8,21 @@
 //! and its stack high-water mark, and exits with code 0 (1 on any failure).
 #![no_std]
 #![no_main]
+// `unsafe` only where the hardware needs it (UART registers, the vector table, reading the
+// painted stack), each with its `SAFETY:` comment.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
+// Logs through defmt over semihosting (feature `defmt`; decode with `defmt-print -e ELF`).
+#[cfg(feature = "defmt")]
+use defmt_semihosting as _;
+
+/// `defmt::info!` with the `defmt` feature, nothing without.
+macro_rules! log {
+    ($($arg:tt)*) => {
+        #[cfg(feature = "defmt")]
+        defmt::info!($($arg)*);
+    };
+}
 
 mod clock;
 mod config;
@@ -42,6 +57,9 @@ const SCENARIO_LIMIT_MS: u64 = 120_000;
 const BODY: usize = 256;
 /// Room and user aliases remembered.
 const ALIASES: usize = 4;
+
+/// The link: the core's byte-stream framing over UART0.
+type Link = SerialLink<Uart0, LINK_MTU>;
 
 /// The client as this firmware instantiates it.
 type Device = Client<RamStorage, ChaCha20Rng, BODY, ALIASES>;
@@ -102,11 +120,11 @@ fn run() -> Result<(), &'static str> {
 
 /// Log in, join, subscribe, send, and wait for a message (the main loop, in its own frame).
 #[inline(never)]
-fn scenario<L: FrameLink>(
+fn scenario(
     device: &mut Device,
     config: &Config<'_>,
     clock: &mut SysTickClock,
-    link: &mut L,
+    link: &mut Link,
 ) -> Result<(), &'static str> {
     device
         .login_password(config.user, config.password)
@@ -126,7 +144,10 @@ fn scenario<L: FrameLink>(
         match link.receive(&mut frame) {
             Ok(Some(n)) => device.handle_rx(clock.now(), frame.get(..n).unwrap_or(&[])),
             Ok(None) => {}
-            Err(_) => host::say(&[b"link: damaged frame dropped"]),
+            Err(_e) => {
+                log!("link: frame dropped: {}", _e);
+                host::say(&[b"link: damaged frame dropped"]);
+            }
         }
         // Sends requests, and the ACK of a notification whose event was read.
         while let Some(n) = device.poll_transmit(clock.now(), &mut frame) {
@@ -140,10 +161,12 @@ fn scenario<L: FrameLink>(
         while let Some(event) = device.poll_event() {
             match event {
                 Event::LoggedIn { user_id, .. } => {
+                    log!("logged in as {=str}", user_id);
                     host::say(&[b"logged in: ", user_id.as_bytes()]);
                     next = Next::Join;
                 }
                 Event::Joined { alias, room_id, .. } => {
+                    log!("joined {=str} (alias {=u16})", room_id, alias);
                     host::say(&[b"joined: ", room_id.as_bytes()]);
                     next = Next::SubscribeAndSend(alias);
                 }
@@ -164,7 +187,13 @@ fn scenario<L: FrameLink>(
                     host::say(&[b"received: ", body.as_bytes(), b" from ", from]);
                     received = true;
                 }
-                Event::Failed { .. } => return Err("an operation failed"),
+                Event::Failed {
+                    handle: _handle,
+                    reason: _reason,
+                } => {
+                    log!("operation {} failed: {}", _handle, _reason);
+                    return Err("an operation failed");
+                }
                 _ => {}
             }
         }

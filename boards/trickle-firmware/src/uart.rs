@@ -65,6 +65,7 @@ pub struct Uart0 {
 
 /// A byte arrived damaged (framing, parity, break or overrun error): it is dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct LineError;
 
 impl embedded_io::Error for LineError {

@@ -16,8 +16,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
-use std::sync::mpsc::{Sender, channel};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -270,10 +270,7 @@ fn spawn_tcp_connect(addr: SocketAddr, crc: serial::Crc, tx: &Sender<Input>) {
                 continue;
             };
             info!(%addr, stream = id, "TCP stream connected");
-            if tx
-                .send(Input::StreamOpened(id, Box::new(writer)))
-                .is_err()
-            {
+            if tx.send(Input::StreamOpened(id, Box::new(writer))).is_err() {
                 return;
             }
             let mut reader = conn;
@@ -446,8 +443,7 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         });
     }
     if let Some(addr) = args.tcp_listen {
-        let listener =
-            TcpListener::bind(addr).with_context(|| format!("binding TCP {addr}"))?;
+        let listener = TcpListener::bind(addr).with_context(|| format!("binding TCP {addr}"))?;
         info!(addr = %listener.local_addr()?, crc = ?framing.crc, "COBS/R framing on TCP (listening)");
         let tx = tx.clone();
         std::thread::spawn(move || {
