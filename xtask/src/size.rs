@@ -106,12 +106,13 @@ fn crate_of(mangled: &str, demangled: &str) -> String {
         .take_while(|c| c.is_alphanumeric() || *c == '_')
         .collect();
     if name.is_empty() || !s[name.len()..].starts_with("::") {
-        // A primitive type's impl (`<u32 as core::fmt::Display>`) or a closure shim.
-        return if name.is_empty() {
-            UNMANGLED.to_owned()
-        } else {
-            format!("{name} (primitive impls)")
-        };
+        // `<T as Trait>::f` for a generic parameter or primitive type T (a blanket impl such
+        // as `<D as digest::Digest>::finalize`, or `<u32 as core::fmt::Display>`): the crate of
+        // the trait.
+        if let Some(i) = s.find(" as ") {
+            return crate_of("", &s[i + 4..]);
+        }
+        return UNMANGLED.to_owned();
     }
     name
 }
@@ -176,7 +177,7 @@ pub fn analyse(path: &Path, target: &str) -> Result<Image> {
     let rest = image.crates.entry(UNATTRIBUTED.to_owned()).or_default();
     rest.0 = image.flash.saturating_sub(flash_attr);
     rest.1 = image.ram.saturating_sub(ram_attr);
-    all.sort_by(|a, b| b.1.cmp(&a.1));
+    all.sort_by_key(|s| std::cmp::Reverse(s.1));
     all.truncate(25);
     image.largest = all;
     Ok(image)
