@@ -59,6 +59,7 @@ fn hex_digit(c: u8) -> Option<u8> {
 
 impl<'a> Config<'a> {
     /// Parses the file's bytes.
+    #[inline(never)]
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ConfigError> {
         let text = core::str::from_utf8(bytes).map_err(|_| ConfigError::NotText)?;
         let (mut user, mut password, mut room, mut message, mut seed) =

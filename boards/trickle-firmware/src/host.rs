@@ -7,6 +7,7 @@ use semihosting::io::{Read, Write};
 pub const CONFIG_FILE: &core::ffi::CStr = c"trickle-firmware.cfg";
 
 /// Reads the configuration file into `buf`; returns its length (`None`: missing or too large).
+#[inline(never)]
 pub fn read_config(buf: &mut [u8]) -> Option<usize> {
     let mut file = semihosting::fs::File::open(CONFIG_FILE).ok()?;
     let mut len = 0;

@@ -82,10 +82,42 @@ fn main() -> ! {
     }
 }
 
+/// Hands a received frame, if any, to the client. Its own frame: the stack the client needs to
+/// open a frame is not live while it seals one (and the reverse).
+#[inline(never)]
+fn receive(device: &mut Device, clock: &mut SysTickClock, link: &mut Link, frame: &mut [u8]) {
+    match link.receive(frame) {
+        Ok(Some(n)) => device.handle_rx(clock.now(), frame.get(..n).unwrap_or(&[])),
+        Ok(None) => {}
+        Err(_e) => {
+            log!("link: frame dropped: {}", _e);
+            host::say(&[b"link: damaged frame dropped"]);
+        }
+    }
+}
+
+/// Sends what the client has to send: requests, and the ACK of a notification whose event was
+/// read.
+#[inline(never)]
+fn transmit(
+    device: &mut Device,
+    clock: &mut SysTickClock,
+    link: &mut Link,
+    frame: &mut [u8],
+) -> Result<(), &'static str> {
+    while let Some(n) = device.poll_transmit(clock.now(), frame) {
+        link.transmit(frame.get(..n).unwrap_or(&[]))
+            .map_err(|_| "link transmit")?;
+    }
+    Ok(())
+}
+
 /// Opens the client in a static (`.bss`): built in this function's frame, which is gone before
 /// the main loop runs, so the 5.5 KiB client is never on the stack twice.
 #[inline(never)]
-fn new_client(rng: ChaCha20Rng, link: LinkConfig) -> Option<&'static mut Device> {
+fn new_client(seed: [u8; 32], link: LinkConfig) -> Option<&'static mut Device> {
+    // Real hardware seeds from its TRNG; QEMU's board has none, so the host supplies entropy.
+    let rng = ChaCha20Rng::from_seed(seed);
     let client = cortex_m::singleton!(: Result<Device, ClientError> =
         Client::new(RamStorage::new(), rng, ClientConfig::new(link)))?;
     client.as_mut().ok()
@@ -112,9 +144,7 @@ fn run() -> Result<(), &'static str> {
         bitrate_bps: BAUD,
         max_frame: link.max_frame_len(),
     };
-    // Real hardware seeds from its TRNG; QEMU's board has none, so the host supplies entropy.
-    let rng = ChaCha20Rng::from_seed(config.seed);
-    let device = new_client(rng, link_config).ok_or("client")?;
+    let device = new_client(config.seed, link_config).ok_or("client")?;
     scenario(device, &config, &mut clock, &mut link)
 }
 
@@ -141,19 +171,8 @@ fn scenario(
         if device.poll_timeout().is_some_and(|t| t <= now) {
             device.handle_timeout(now);
         }
-        match link.receive(&mut frame) {
-            Ok(Some(n)) => device.handle_rx(clock.now(), frame.get(..n).unwrap_or(&[])),
-            Ok(None) => {}
-            Err(_e) => {
-                log!("link: frame dropped: {}", _e);
-                host::say(&[b"link: damaged frame dropped"]);
-            }
-        }
-        // Sends requests, and the ACK of a notification whose event was read.
-        while let Some(n) = device.poll_transmit(clock.now(), &mut frame) {
-            link.transmit(frame.get(..n).unwrap_or(&[]))
-                .map_err(|_| "link transmit")?;
-        }
+        receive(device, clock, link, &mut frame);
+        transmit(device, clock, link, &mut frame)?;
         if subscribed && delivered && received {
             return Ok(());
         }
