@@ -32,6 +32,7 @@ mod uart;
 use chacha20::ChaCha20Rng;
 use chacha20::rand_core::SeedableRng;
 use cortex_m_rt::entry;
+use static_cell::StaticCell;
 use trickle_core::client::{
     Client, ClientConfig, ClientError, Event, LinkConfig, MAX_FRAME_LEN, Peer,
 };
@@ -118,8 +119,9 @@ fn transmit(
 fn new_client(seed: [u8; 32], link: LinkConfig) -> Option<&'static mut Device> {
     // Real hardware seeds from its TRNG; QEMU's board has none, so the host supplies entropy.
     let rng = ChaCha20Rng::from_seed(seed);
-    let client = cortex_m::singleton!(: Result<Device, ClientError> =
-        Client::new(RamStorage::new(), rng, ClientConfig::new(link)))?;
+    static CLIENT: StaticCell<Result<Device, ClientError>> = StaticCell::new();
+    let client = CLIENT
+        .try_init_with(|| Client::new(RamStorage::new(), rng, ClientConfig::new(link)))?;
     client.as_mut().ok()
 }
 
