@@ -33,9 +33,7 @@ use chacha20::ChaCha20Rng;
 use chacha20::rand_core::SeedableRng;
 use cortex_m_rt::entry;
 use static_cell::StaticCell;
-use trickle_core::client::{
-    Client, ClientConfig, ClientError, Event, LinkConfig, MAX_FRAME_LEN, Peer,
-};
+use trickle_core::client::{Client, ClientConfig, ClientError, Event, LinkConfig, Peer};
 use trickle_core::link::{Clock, FrameLink};
 use trickle_core::noise::storage::RamStorage;
 
@@ -120,8 +118,8 @@ fn new_client(seed: [u8; 32], link: LinkConfig) -> Option<&'static mut Device> {
     // Real hardware seeds from its TRNG; QEMU's board has none, so the host supplies entropy.
     let rng = ChaCha20Rng::from_seed(seed);
     static CLIENT: StaticCell<Result<Device, ClientError>> = StaticCell::new();
-    let client = CLIENT
-        .try_init_with(|| Client::new(RamStorage::new(), rng, ClientConfig::new(link)))?;
+    let client =
+        CLIENT.try_init_with(|| Client::new(RamStorage::new(), rng, ClientConfig::new(link)))?;
     client.as_mut().ok()
 }
 
@@ -163,7 +161,8 @@ fn scenario(
         .map_err(|_| "login")?;
     host::say(&[b"logging in as ", config.user.as_bytes()]);
     let (mut subscribed, mut delivered, mut received) = (false, false, false);
-    let mut frame = [0u8; MAX_FRAME_LEN];
+    // The client never builds a frame longer than its `LinkConfig::max_frame` (the link's MTU).
+    let mut frame = [0u8; LINK_MTU];
     let deadline = clock.now().add_ms(SCENARIO_LIMIT_MS);
     loop {
         let now = clock.now();
