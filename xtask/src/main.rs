@@ -4,11 +4,15 @@
 //! - `cargo xtask demo [--fast] [flags]`: the main job (a device talking to a real homeserver
 //!   over 100 bps; installs the venv with Synapse, then runs `trickle-tests`' `trickle-demo`).
 //! - `cargo xtask bytes`: the standard scenario's bytes report, written to `target/bytes-report/`.
+//! - `cargo xtask size [--stack-file FILE]`: flash and RAM of the emulated firmware against its
+//!   budget, per crate, written to `target/size-report/size.md` (see `size.rs`).
 //! - `cargo xtask setup`: only the installation step of `test`.
 //!
 //! Every external thing the tests need (rustup targets and toolchains, Debian packages, the
 //! Python venv with the CoAP peer, cargo-fuzz) is installed here, so a fresh clone works with
 //! one command.
+
+mod size;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -30,7 +34,11 @@ const CORE_FEATURE_SETS: &[&str] = &["", "defmt"];
 const BOARD_CRATES: &[&str] = &["trickle-gprs", "trickle-lora", "trickle-serial"];
 
 /// Debian packages the tests need, with one program each that proves it is installed.
-const DEBIAN_PACKAGES: &[(&str, &str)] = &[("libcoap3-bin", "coap-client-notls")];
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    ("libcoap3-bin", "coap-client-notls"),
+    // The QEMU end-to-end test runs the firmware on an emulated LM3S6965 (Cortex-M3).
+    ("qemu-system-arm", "qemu-system-arm"),
+];
 
 /// How long each fuzz target runs in the smoke run of `cargo xtask test`, in seconds.
 const FUZZ_SMOKE_SECONDS: u32 = 10;
@@ -41,6 +49,10 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(&root, &args[1..]),
         Some("setup") => setup(&root),
+        Some("size") => {
+            setup(&root)?;
+            size::size(&root, &args[1..])
+        }
         Some("demo") => demo(&root, &args[1..]),
         Some("bytes") => {
             let mut a = vec!["bytes".to_owned(), "--out".to_owned()];
@@ -65,6 +77,9 @@ fn print_help() {
          commands:\n  \
          test [--no-fuzz]   everything CI runs; installs what it needs first (idempotent)\n  \
          setup              only install what the tests need\n  \
+         size [--stack-file FILE]\n                    \
+         firmware flash/RAM (static + painted stack) per crate vs the budget;\n                    \
+         target/size-report/size.md\n  \
          demo [--fast] [--bitrate BPS] [--loss P] [--lora SF/BW] [--seed N]\n                    \
          the main job: a device talking to a real homeserver at 100 bps\n  \
          bytes              the standard scenario's bytes report (Markdown, JSON, SVG in\n                    \
@@ -164,7 +179,7 @@ fn setup(root: &Path) -> Result<()> {
                 .args(["target", "list", "--installed", "--toolchain", toolchain])
                 .output()?;
             let installed = String::from_utf8_lossy(&installed.stdout);
-            for target in MCU_TARGETS {
+            for target in MCU_TARGETS.iter().chain(&[size::FIRMWARE_TARGET]) {
                 if !installed.lines().any(|l| l.trim() == *target) {
                     run(Command::new("rustup").args([
                         "target",
@@ -326,6 +341,30 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
             Ok(())
         },
     )?;
+    let mut firmware_elf = PathBuf::new();
+    step(
+        "firmware (boards/trickle-firmware): fmt, clippy and release builds, thumbv7m and thumbv6m, with and without defmt",
+        || {
+            for target in [size::V6M_TARGET, size::FIRMWARE_TARGET] {
+                for features in ["", "defmt"] {
+                    run(cargo(&size::firmware_dir(root))
+                        .args(["clippy", "--release", "--target", target, "--features"])
+                        .arg(features)
+                        .arg("--target-dir")
+                        .arg(size::firmware_target_dir(root))
+                        .args(["--", "-D", "warnings"]))?;
+                }
+                run(cargo(&size::firmware_dir(root)).args(["fmt", "--check"]))?;
+                size::build(root, target, "defmt")?;
+            }
+            size::build(root, size::V6M_TARGET, "")?;
+            // Last, so the QEMU test runs exactly the image that is measured.
+            firmware_elf = size::build(root, size::FIRMWARE_TARGET, "")?;
+            Ok(())
+        },
+    )?;
+    let stack_file = root.join("target/size-report/stack.txt");
+    let _ = std::fs::remove_file(&stack_file);
     step(
         &format!("MSRV {MSRV}: workspace on the host, core on MCU targets"),
         || {
@@ -354,10 +393,22 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
                 cargo(root)
                     .args(["test", "--workspace", "--all-features"])
                     .env("TRICKLE_PYTHON", venv_python(root))
-                    .env("TRICKLE_BIN", target_dir.join("debug/trickle")),
+                    .env("TRICKLE_BIN", target_dir.join("debug/trickle"))
+                    // The QEMU end-to-end test runs this image and reports its stack use.
+                    .env("TRICKLE_FIRMWARE_ELF", &firmware_elf)
+                    .env("TRICKLE_STACK_REPORT", &stack_file),
             )?;
             totals = counts;
             Ok(())
+        },
+    )?;
+    step(
+        "firmware size vs budget (stack from the QEMU end-to-end test)",
+        || {
+            size::size(
+                root,
+                &["--stack-file".to_owned(), stack_file.display().to_string()],
+            )
         },
     )?;
     if fuzz {

@@ -3,7 +3,9 @@
 //! Links (any combination): UDP with the Trickle profile (one pipe frame per datagram), UDP with
 //! the plain MSC3079 profile (bare CoAP, option 256 sticky per source address), a serial device
 //! (COBS/R framing, `trickle_core::wire::serial`), a Unix stream socket (same framing, any number
-//! of connections) and stdin/stdout (same framing).
+//! of connections), TCP byte streams (same framing; a listening socket, or an outgoing
+//! connection to a ser2net-style serial server or an emulator's UART, re-established whenever it
+//! drops) and stdin/stdout (same framing).
 //!
 //! One thread owns the [`SessionGateway`]; reader threads hand it frames through a channel.
 //! Every piece of state is persisted as it changes, so stopping the process (SIGTERM, ctrl-c)
@@ -11,9 +13,10 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -60,6 +63,16 @@ pub struct GatewayArgs {
     /// Unix stream socket path to listen on (COBS/R framing).
     #[arg(long)]
     unix: Option<PathBuf>,
+    /// TCP address to listen on for byte-stream devices (COBS/R framing, any number of
+    /// connections), e.g. `127.0.0.1:5685`.
+    #[arg(long)]
+    tcp_listen: Option<SocketAddr>,
+    /// TCP address to connect to for one byte-stream device (COBS/R framing): a serial port
+    /// server (ser2net in raw mode) or an emulator's UART such as QEMU's
+    /// `-serial tcp:HOST:PORT,server`. Retried every 200 ms until it answers, and again
+    /// whenever the connection drops.
+    #[arg(long)]
+    tcp_connect: Option<SocketAddr>,
     /// Use stdin/stdout as one byte-stream link (simulations); logs stay on stderr.
     #[arg(long)]
     stdio: bool,
@@ -99,6 +112,8 @@ impl GatewayArgs {
                 "udp_plain",
                 "serial",
                 "unix",
+                "tcp_listen",
+                "tcp_connect",
                 "stdio",
                 "frame_crc",
                 "bitrate",
@@ -138,6 +153,18 @@ impl GatewayArgs {
         }
         self.serial = self.serial.or(s("serial")?.map(PathBuf::from));
         self.unix = self.unix.or(s("unix")?.map(PathBuf::from));
+        if self.tcp_listen.is_none() {
+            self.tcp_listen = s("tcp_listen")?
+                .map(|v| v.parse())
+                .transpose()
+                .context("`tcp_listen`")?;
+        }
+        if self.tcp_connect.is_none() {
+            self.tcp_connect = s("tcp_connect")?
+                .map(|v| v.parse())
+                .transpose()
+                .context("`tcp_connect`")?;
+        }
         if !self.stdio {
             self.stdio = matches!(table.get("stdio"), Some(toml::Value::Boolean(true)));
         }
@@ -174,6 +201,41 @@ enum Input {
     StreamClosed(usize),
 }
 
+/// Identifiers of byte streams, unique across all stream links of the process.
+static NEXT_STREAM: AtomicUsize = AtomicUsize::new(0);
+
+fn next_stream_id() -> usize {
+    NEXT_STREAM.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Reads frames (framing: `trickle_core::wire::serial`) from one byte stream until it ends,
+/// handing them to the gateway thread. Returns `false` if the gateway thread is gone.
+fn read_stream(id: usize, reader: &mut dyn Read, crc: serial::Crc, tx: &Sender<Input>) -> bool {
+    let mut dec = serial::Decoder::<MAX_STREAM_FRAME>::new(crc);
+    let mut buf = [0u8; 512];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for &b in &buf[..n] {
+            match dec.push(b) {
+                Some(Ok(frame))
+                    if tx
+                        .send(Input::Frame(Peer::Stream(id), frame.to_vec()))
+                        .is_err() =>
+                {
+                    return false;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => warn!(stream = id, error = %e, "stream frame dropped"),
+                None => {}
+            }
+        }
+    }
+    tx.send(Input::StreamClosed(id)).is_ok()
+}
+
 /// Starts a reader thread for one byte stream (framing: `trickle_core::wire::serial`).
 fn spawn_stream(
     id: usize,
@@ -184,30 +246,46 @@ fn spawn_stream(
 ) {
     let _ = tx.send(Input::StreamOpened(id, writer));
     let tx = tx.clone();
+    std::thread::spawn(move || read_stream(id, &mut reader, crc, &tx));
+}
+
+/// One byte-stream device behind an outgoing TCP connection, kept connected: the connection is
+/// retried every 200 ms until it answers and again whenever it drops. Frames for the device
+/// while it is disconnected are dropped (the device's CoAP layer retransmits). The stream keeps
+/// one identifier across reconnections, since the same device is on the other end.
+fn spawn_tcp_connect(addr: SocketAddr, crc: serial::Crc, tx: &Sender<Input>) {
+    let tx = tx.clone();
+    let id = next_stream_id();
     std::thread::spawn(move || {
-        let mut dec = serial::Decoder::<MAX_STREAM_FRAME>::new(crc);
-        let mut buf = [0u8; 512];
+        let mut logged_wait = false;
         loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            for &b in &buf[..n] {
-                match dec.push(b) {
-                    Some(Ok(frame))
-                        if tx
-                            .send(Input::Frame(Peer::Stream(id), frame.to_vec()))
-                            .is_err() =>
-                    {
-                        return;
+            let conn = match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+                Ok(c) => c,
+                Err(e) => {
+                    if !logged_wait {
+                        info!(%addr, error = %e, "TCP stream: waiting for the peer");
+                        logged_wait = true;
                     }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => warn!(stream = id, error = %e, "stream frame dropped"),
-                    None => {}
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
                 }
+            };
+            logged_wait = false;
+            let _ = conn.set_nodelay(true);
+            let Ok(writer) = conn.try_clone() else {
+                continue;
+            };
+            info!(%addr, stream = id, "TCP stream connected");
+            if tx.send(Input::StreamOpened(id, Box::new(writer))).is_err() {
+                return;
             }
+            let mut reader = conn;
+            if !read_stream(id, &mut reader, crc, &tx) {
+                return;
+            }
+            info!(%addr, stream = id, "TCP stream dropped: reconnecting");
+            std::thread::sleep(Duration::from_millis(200));
         }
-        let _ = tx.send(Input::StreamClosed(id));
     });
 }
 
@@ -260,9 +338,14 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         && args.udp_plain.is_none()
         && args.serial.is_none()
         && args.unix.is_none()
+        && args.tcp_listen.is_none()
+        && args.tcp_connect.is_none()
         && !args.stdio
     {
-        bail!("no link: give at least one of --udp, --udp-plain, --serial, --unix, --stdio");
+        bail!(
+            "no link: give at least one of --udp, --udp-plain, --serial, --unix, --tcp-listen, \
+             --tcp-connect, --stdio"
+        );
     }
     let defaults = SessionConfig::default();
     let config = SessionConfig {
@@ -324,7 +407,6 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         },
         leading_delimiter: false,
     };
-    let mut next_stream = 0usize;
     if let Some(path) = &args.serial {
         let port = std::fs::OpenOptions::new()
             .read(true)
@@ -333,24 +415,22 @@ pub fn run(args: GatewayArgs) -> Result<()> {
             .with_context(|| format!("opening serial device {}", path.display()))?;
         info!(path = %path.display(), crc = ?framing.crc, "COBS/R framing on serial device");
         spawn_stream(
-            next_stream,
+            next_stream_id(),
             Box::new(port.try_clone()?),
             Box::new(port),
             framing.crc,
             &tx,
         );
-        next_stream += 1;
     }
     if args.stdio {
         info!(crc = ?framing.crc, "COBS/R framing on stdin/stdout");
         spawn_stream(
-            next_stream,
+            next_stream_id(),
             Box::new(std::io::stdin()),
             Box::new(std::io::stdout()),
             framing.crc,
             &tx,
         );
-        next_stream += 1;
     }
     if let Some(path) = &args.unix {
         let _ = std::fs::remove_file(path);
@@ -359,16 +439,45 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         info!(path = %path.display(), crc = ?framing.crc, "COBS/R framing on Unix socket");
         let tx = tx.clone();
         std::thread::spawn(move || {
-            let mut id = next_stream;
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
                 let Ok(reader) = conn.try_clone() else {
                     continue;
                 };
-                spawn_stream(id, Box::new(reader), Box::new(conn), framing.crc, &tx);
-                id += 1;
+                spawn_stream(
+                    next_stream_id(),
+                    Box::new(reader),
+                    Box::new(conn),
+                    framing.crc,
+                    &tx,
+                );
             }
         });
+    }
+    if let Some(addr) = args.tcp_listen {
+        let listener = TcpListener::bind(addr).with_context(|| format!("binding TCP {addr}"))?;
+        info!(addr = %listener.local_addr()?, crc = ?framing.crc, "COBS/R framing on TCP (listening)");
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let _ = conn.set_nodelay(true);
+                let Ok(reader) = conn.try_clone() else {
+                    continue;
+                };
+                spawn_stream(
+                    next_stream_id(),
+                    Box::new(reader),
+                    Box::new(conn),
+                    framing.crc,
+                    &tx,
+                );
+            }
+        });
+    }
+    if let Some(addr) = args.tcp_connect {
+        info!(%addr, crc = ?framing.crc, "COBS/R framing on TCP (connecting)");
+        spawn_tcp_connect(addr, framing.crc, &tx);
     }
     drop(tx);
 

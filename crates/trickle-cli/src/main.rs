@@ -28,6 +28,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once at start; boxing the gateway's options would only add noise.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// JSON ↔ CBOR with a substitution table.
     Cbor {
@@ -44,8 +46,8 @@ enum Command {
         #[command(subcommand)]
         command: CoapCommand,
     },
-    /// Runs the gateway: devices on UDP / serial / Unix socket / stdio, a Matrix homeserver
-    /// over HTTP(S).
+    /// Runs the gateway: devices on UDP / serial / Unix socket / TCP stream / stdio, a Matrix
+    /// homeserver over HTTP(S).
     Gateway(gateway::GatewayArgs),
     /// Reports measured from real frames.
     Report {

@@ -951,18 +951,23 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
         };
         let mut plain = [0u8; MAX_FRAME_LEN];
         let n = Self::build(f, &mut plain).ok_or(PipeError::PayloadTooLarge)?;
-        let mut frame = [0u8; MAX_FRAME_LEN];
+        // Sealed straight into the in-flight frame (no second frame-sized buffer on the stack).
+        // On error the request is finished by every caller, so the cleared frame is never sent.
+        f.frame.clear();
+        let _ = f.frame.resize(MAX_FRAME_LEN, 0);
         let sealed = self.pipe.seal(
             &mut self.rng,
             plain.get(..n).unwrap_or_default(),
-            &mut frame,
-        )?;
-        f.frame.clear();
-        f.frame
-            .extend_from_slice(frame.get(..sealed.len).unwrap_or_default())
-            .map_err(|_| PipeError::BufferTooSmall {
-                required: sealed.len,
-            })?;
+            &mut f.frame,
+        );
+        let sealed = match sealed {
+            Ok(s) => s,
+            Err(e) => {
+                f.frame.clear();
+                return Err(e);
+            }
+        };
+        f.frame.truncate(sealed.len);
         f.mid = sealed.mid;
         f.phase = if sealed.carried {
             Phase::AwaitAck

@@ -1016,6 +1016,9 @@ impl<S: Storage> Initiator<S> {
         }
     }
 
+    // Not inlined into `seal`: its handshake temporaries would otherwise stay reserved in the
+    // caller's frame under the other branches (`finish`, transport), the device's deepest stack.
+    #[inline(never)]
     fn start<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
