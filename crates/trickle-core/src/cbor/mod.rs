@@ -41,7 +41,7 @@ pub use decode::cbor_to_json;
 pub use device::{Reader, Writer};
 pub use encode::json_to_cbor;
 pub use error::{Error, Limit, Malformed, Unsupported};
-pub use table::Table;
+pub use table::{Keys, Table, Values};
 
 /// Size of the fixed nesting stack: the largest [`Limits::max_depth`] that can be honoured.
 pub const MAX_DEPTH: usize = 32;

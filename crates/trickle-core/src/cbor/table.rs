@@ -8,31 +8,52 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Table {
     name: &'static str,
-    keys: &'static [(i64, &'static str)],
-    values: &'static [&'static str],
+    /// Key numbers, in table order.
+    key_numbers: &'static [i16],
+    /// Key names in table order, each preceded by its length in one byte.
+    key_names: &'static [u8],
+    /// Shared-item values in index order, each preceded by its length in one byte.
+    values: &'static [u8],
+    value_count: usize,
 }
+
+// The tables are written below as readable `(number, name)` and name lists, and packed at
+// compile time into length-prefixed byte strings and `i16` numbers: 2.7 KB less flash on a
+// 32-bit MCU than slices of `(i64, &str)` and `&str` (16 and 8 bytes per entry).
+const MSC3079_V1_NUMBERS: [i16; MSC3079_V1_KEYS.len()] = key_numbers(MSC3079_V1_KEYS);
+const MSC3079_V1_NAMES: [u8; keys_packed_len(MSC3079_V1_KEYS)] = pack_keys(MSC3079_V1_KEYS);
+const TRICKLE_V1_NUMBERS: [i16; TRICKLE_V1_KEYS.len()] = key_numbers(TRICKLE_V1_KEYS);
+const TRICKLE_V1_NAMES: [u8; keys_packed_len(TRICKLE_V1_KEYS)] = pack_keys(TRICKLE_V1_KEYS);
+const TRICKLE_V1_PACKED_VALUES: [u8; values_packed_len(TRICKLE_V1_VALUES)] =
+    pack_values(TRICKLE_V1_VALUES);
 
 impl Table {
     /// No substitution: the plain RFC 8949 §6.2 mapping.
     pub const PLAIN: Table = Table {
         name: "plain",
-        keys: &[],
+        key_numbers: &[],
+        key_names: &[],
         values: &[],
+        value_count: 0,
     };
 
     /// MSC3079 v1: integer keys 1..=104, no value substitution.
     pub const MSC3079_V1: Table = Table {
         name: "msc3079-v1",
-        keys: MSC3079_V1_KEYS,
+        key_numbers: &MSC3079_V1_NUMBERS,
+        key_names: &MSC3079_V1_NAMES,
         values: &[],
+        value_count: 0,
     };
 
     /// Trickle v1: 48 one-byte integer keys (0..=23, -1..=-24), two-byte keys from 105, and
     /// shared-item references for common string values.
     pub const TRICKLE_V1: Table = Table {
         name: "trickle-v1",
-        keys: TRICKLE_V1_KEYS,
-        values: TRICKLE_V1_VALUES,
+        key_numbers: &TRICKLE_V1_NUMBERS,
+        key_names: &TRICKLE_V1_NAMES,
+        values: &TRICKLE_V1_PACKED_VALUES,
+        value_count: TRICKLE_V1_VALUES.len(),
     };
 
     /// The table's versioned name, e.g. `"trickle-v1"`.
@@ -46,18 +67,17 @@ impl Table {
     }
 
     pub(crate) fn key_number_bytes(&self, name: &[u8]) -> Option<i64> {
-        self.keys
-            .iter()
-            .find(|(_, n)| n.as_bytes() == name)
-            .map(|(k, _)| *k)
+        let i = Packed(self.key_names).position(|n| n == name)?;
+        self.key_numbers.get(i).map(|&k| i64::from(k))
     }
 
     /// The map key that integer `number` stands for, if any.
     pub fn key_name(&self, number: i64) -> Option<&'static str> {
-        self.keys
+        let i = self
+            .key_numbers
             .iter()
-            .find(|(k, _)| *k == number)
-            .map(|(_, n)| *n)
+            .position(|&k| i64::from(k) == number)?;
+        Packed(self.key_names).nth(i).and_then(as_str)
     }
 
     /// The shared-item index that replaces string value `value`, if any.
@@ -66,29 +86,171 @@ impl Table {
     }
 
     pub(crate) fn value_index_bytes(&self, value: &[u8]) -> Option<usize> {
-        self.values.iter().position(|v| v.as_bytes() == value)
+        Packed(self.values).position(|v| v == value)
     }
 
     /// The string value that shared item `index` stands for, if any.
     pub fn value(&self, index: u64) -> Option<&'static str> {
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| self.values.get(i).copied())
+        let i = usize::try_from(index).ok()?;
+        Packed(self.values).nth(i).and_then(as_str)
     }
 
     /// All integer keys with their names, in table order.
-    pub fn keys(&self) -> &'static [(i64, &'static str)] {
-        self.keys
+    pub fn keys(&self) -> Keys {
+        Keys {
+            numbers: self.key_numbers.iter(),
+            names: Packed(self.key_names),
+        }
     }
 
-    /// All shared-item values; the position is the shared-item index.
-    pub fn values(&self) -> &'static [&'static str] {
-        self.values
+    /// All shared-item values in index order (the position is the shared-item index).
+    pub fn values(&self) -> Values {
+        Values {
+            names: Packed(self.values),
+            left: self.value_count,
+        }
     }
 
     pub(crate) fn has_values(&self) -> bool {
-        !self.values.is_empty()
+        self.value_count != 0
     }
+}
+
+/// Iterator over a table's keys: `(number, name)` in table order ([`Table::keys`]).
+#[derive(Debug, Clone)]
+pub struct Keys {
+    numbers: core::slice::Iter<'static, i16>,
+    names: Packed,
+}
+
+impl Iterator for Keys {
+    type Item = (i64, &'static str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let number = i64::from(*self.numbers.next()?);
+        Some((number, as_str(self.names.next()?)?))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.numbers.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Keys {}
+
+/// Iterator over a table's shared-item values in index order ([`Table::values`]).
+#[derive(Debug, Clone)]
+pub struct Values {
+    names: Packed,
+    left: usize,
+}
+
+impl Iterator for Values {
+    type Item = &'static str;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let v = as_str(self.names.next()?)?;
+        self.left = self.left.saturating_sub(1);
+        Some(v)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Values {}
+
+/// Length-prefixed byte strings, as packed by [`pack_keys`] and [`pack_values`].
+#[derive(Debug, Clone)]
+struct Packed(&'static [u8]);
+
+impl Iterator for Packed {
+    type Item = &'static [u8];
+
+    fn next(&mut self) -> Option<&'static [u8]> {
+        let (&len, rest) = self.0.split_first()?;
+        let item = rest.get(..usize::from(len))?;
+        self.0 = rest.get(usize::from(len)..).unwrap_or(&[]);
+        Some(item)
+    }
+}
+
+/// Every packed item was a `&str` before packing, so this never fails in practice.
+fn as_str(bytes: &'static [u8]) -> Option<&'static str> {
+    core::str::from_utf8(bytes).ok()
+}
+
+const fn keys_packed_len(keys: &[(i64, &str)]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < keys.len() {
+        n += 1 + keys[i].1.len();
+        i += 1;
+    }
+    n
+}
+
+const fn values_packed_len(values: &[&str]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < values.len() {
+        n += 1 + values[i].len();
+        i += 1;
+    }
+    n
+}
+
+/// Appends `s` with its length byte at `at`; fails the build if `s` is 256 bytes or longer.
+const fn put<const N: usize>(mut out: [u8; N], at: usize, s: &str) -> [u8; N] {
+    let b = s.as_bytes();
+    assert!(b.len() < 256, "table entries are shorter than 256 bytes");
+    out[at] = b.len() as u8;
+    let mut j = 0;
+    while j < b.len() {
+        out[at + 1 + j] = b[j];
+        j += 1;
+    }
+    out
+}
+
+const fn pack_keys<const N: usize>(keys: &[(i64, &str)]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut at = 0;
+    let mut i = 0;
+    while i < keys.len() {
+        out = put(out, at, keys[i].1);
+        at += 1 + keys[i].1.len();
+        i += 1;
+    }
+    out
+}
+
+const fn pack_values<const N: usize>(values: &[&str]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut at = 0;
+    let mut i = 0;
+    while i < values.len() {
+        out = put(out, at, values[i]);
+        at += 1 + values[i].len();
+        i += 1;
+    }
+    out
+}
+
+const fn key_numbers<const N: usize>(keys: &[(i64, &str)]) -> [i16; N] {
+    let mut out = [0i16; N];
+    let mut i = 0;
+    while i < N {
+        let k = keys[i].0;
+        assert!(
+            k >= i16::MIN as i64 && k <= i16::MAX as i64,
+            "key numbers fit in i16"
+        );
+        out[i] = k as i16;
+        i += 1;
+    }
+    out
 }
 
 /// How shared item `index` is referenced: a simple value (0..=15, one byte), or tag 6 around
@@ -498,3 +660,32 @@ const TRICKLE_V1_VALUES: &[&str] = &[
     "m.ignored_user_list",               // 112
     "restricted",                        // 113
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_tables_are_the_source_lists() {
+        for (table, keys) in [
+            (Table::MSC3079_V1, MSC3079_V1_KEYS),
+            (Table::TRICKLE_V1, TRICKLE_V1_KEYS),
+            (Table::PLAIN, &[][..]),
+        ] {
+            assert_eq!(table.keys().len(), keys.len());
+            assert!(table.keys().eq(keys.iter().copied()), "{}", table.name());
+        }
+        assert_eq!(Table::TRICKLE_V1.values().len(), TRICKLE_V1_VALUES.len());
+        assert!(
+            Table::TRICKLE_V1
+                .values()
+                .eq(TRICKLE_V1_VALUES.iter().copied())
+        );
+        assert_eq!(Table::MSC3079_V1.values().len(), 0);
+        let last = TRICKLE_V1_VALUES.len() as u64;
+        assert_eq!(Table::TRICKLE_V1.value(last - 1), Some("restricted"));
+        assert_eq!(Table::TRICKLE_V1.value(last), None);
+        assert_eq!(Table::TRICKLE_V1.value(u64::MAX), None);
+        assert_eq!(Table::TRICKLE_V1.key_name(i64::MAX), None);
+    }
+}

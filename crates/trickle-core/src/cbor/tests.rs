@@ -627,7 +627,7 @@ fn value_references() {
         roundtrip_eq(json, t);
     }
     // Every table value round-trips, with the documented size.
-    for (i, v) in t.values().iter().enumerate() {
+    for (i, v) in t.values().enumerate() {
         let json = std::format!("\"{v}\"");
         let cbor = j2c(&json, t).unwrap();
         let want_len = match i {
@@ -721,7 +721,8 @@ fn buffer_too_small_reports_exact_size() {
 #[test]
 fn tables_are_consistent() {
     for t in &TABLES {
-        let keys = t.keys();
+        let keys: std::vec::Vec<(i64, &str)> = t.keys().collect();
+        assert_eq!(keys.len(), t.keys().len());
         for (i, (k, name)) in keys.iter().enumerate() {
             for (k2, name2) in &keys[i + 1..] {
                 assert_ne!(k, k2, "{}", t.name());
@@ -730,7 +731,8 @@ fn tables_are_consistent() {
             assert_eq!(t.key_number(name), Some(*k));
             assert_eq!(t.key_name(*k), Some(*name));
         }
-        let values = t.values();
+        let values: std::vec::Vec<&str> = t.values().collect();
+        assert_eq!(values.len(), t.values().len());
         for (i, v) in values.iter().enumerate() {
             assert!(!values[i + 1..].contains(v), "{v}");
             assert_eq!(t.value_index(v), Some(i));
@@ -738,14 +740,13 @@ fn tables_are_consistent() {
         }
     }
     assert_eq!(Table::MSC3079_V1.keys().len(), 104);
-    for (i, (k, _)) in Table::MSC3079_V1.keys().iter().enumerate() {
-        assert_eq!(*k, i as i64 + 1);
+    for (i, (k, _)) in Table::MSC3079_V1.keys().enumerate() {
+        assert_eq!(k, i as i64 + 1);
     }
     assert_eq!(Table::MSC3079_V1.key_number("m.fully_read"), Some(92));
     assert_eq!(Table::MSC3079_V1.key_number("room_alias"), Some(104));
     let one_byte = Table::TRICKLE_V1
         .keys()
-        .iter()
         .filter(|(k, _)| (-24..=23).contains(k))
         .count();
     assert_eq!(one_byte, 48);
@@ -898,7 +899,8 @@ fn arb_json() -> impl Strategy<Value = Value> {
         any::<f32>()
             .prop_filter("finite", |f| f.is_finite())
             .prop_map(|f| Value::from(f64::from(f))),
-        prop::sample::select(Table::TRICKLE_V1.values().to_vec()).prop_map(Value::from),
+        prop::sample::select(Table::TRICKLE_V1.values().collect::<std::vec::Vec<_>>())
+            .prop_map(Value::from),
         any::<String>().prop_map(Value::String),
     ];
     leaf.prop_recursive(6, 96, 12, |inner| {
