@@ -104,11 +104,17 @@ impl LinkConfig {
         max_frame: 255,
     };
 
-    /// Air time of `bytes` bytes in milliseconds, rounded up.
+    /// Air time of `bytes` bytes in milliseconds, rounded up; saturates at 2^32 − 1 ms
+    /// (49 days) for sizes above 536 870 bytes.
+    ///
+    /// Computed in 32-bit arithmetic: a 64-bit division would link about 900 bytes of compiler
+    /// intrinsics into 32-bit MCU firmware for this one call.
     pub fn airtime_ms(&self, bytes: usize) -> u64 {
-        let bits = (bytes as u64).saturating_mul(8_000);
-        let rate = u64::from(self.bitrate_bps.max(1));
-        bits.div_ceil(rate)
+        let rate = self.bitrate_bps.max(1);
+        match u32::try_from(bytes).ok().and_then(|b| b.checked_mul(8_000)) {
+            Some(bits) => u64::from(bits.div_ceil(rate)),
+            None => u64::from(u32::MAX),
+        }
     }
 
     /// `ACK_TIMEOUT = 2 s + 2 × airtime(max_frame)`, in milliseconds.
@@ -975,7 +981,10 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
             Phase::Xx1
         };
         let t = self.config.link.ack_timeout_ms();
-        let jitter = u64::from(self.rng.next_u32()) % (t / 2 + 1);
+        // Uniform in [0, t/2] by multiply-and-shift (Lemire): no 64-bit division, which would
+        // link ~900 bytes of compiler intrinsics into 32-bit firmware.
+        let span = u32::try_from(t / 2 + 1).unwrap_or(u32::MAX);
+        let jitter = (u64::from(self.rng.next_u32()) * u64::from(span)) >> 32;
         f.timeout_ms = t + jitter;
         f.retransmits = 0;
         f.due = true;

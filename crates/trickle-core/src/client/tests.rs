@@ -4,6 +4,9 @@ use super::*;
 fn timers_scale_with_the_link() {
     let l = LinkConfig::LORA_100;
     assert_eq!(l.airtime_ms(255), 20_400);
+    assert_eq!(l.airtime_ms(536_870), 42_949_600);
+    assert_eq!(l.airtime_ms(536_871), u64::from(u32::MAX));
+    assert_eq!(l.airtime_ms(usize::MAX), u64::from(u32::MAX));
     assert_eq!(l.ack_timeout_ms(), 42_800);
     assert_eq!(l.max_transmit_wait_ms(), 42_800 * 31 * 3 / 2);
     let fast = LinkConfig {
