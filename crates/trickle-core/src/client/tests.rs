@@ -40,3 +40,17 @@ fn block1_size_is_the_largest_that_fits() {
     assert_eq!(b.size(), 32);
     assert_eq!(block1_for(&msg, 10), None);
 }
+
+#[test]
+fn remove_keeping_order_is_vec_remove() {
+    for len in 0..=5usize {
+        for at in 0..=6usize {
+            let mut a: Vec<u32, 5> = (0..len as u32).collect();
+            let mut b = a.clone();
+            let got = remove_keeping_order(&mut a, at);
+            let want = (at < len).then(|| b.remove(at));
+            assert_eq!(got, want, "len {len} at {at}");
+            assert_eq!(a, b, "len {len} at {at}");
+        }
+    }
+}
