@@ -5,9 +5,6 @@
 //! - [`paths`]: endpoint codes — Matrix client-server HTTP paths ↔ CoAP `Uri-Path` /
 //!   `Uri-Query` options, using the MSC3079 v1 path table and Trickle's `trickle-v1` extension.
 //! - [`serial`]: framing of pipe frames on byte-stream links (COBS/R, optional CRC-16/X-25).
-//! - [`slip`]: SLIP (RFC 1055). No longer what Trickle links speak (the gateway and
-//!   `trickle-serial` use [`serial`]); kept only until the firmware branch's temporary SLIP link
-//!   moves to `trickle-serial`, then to be removed.
 //!
 //! Every function here returns an [`Error`] on bad input; none panics, whatever the bytes.
 
@@ -16,7 +13,6 @@ use core::fmt;
 pub mod coap;
 pub mod paths;
 pub mod serial;
-pub mod slip;
 
 /// Everything that can go wrong in [`coap`] and [`paths`], split by whose fault it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
