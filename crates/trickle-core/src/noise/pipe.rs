@@ -1171,12 +1171,24 @@ impl<S: Storage> Initiator<S> {
                 _ => Err(PipeError::NoSession),
             };
         }
+        self.open_handshake_frame(&f, frame.len(), out)
+    }
+
+    /// A received handshake frame. Its own frame: the decrypted-payload buffer is not on the
+    /// caller's stack while the caller goes on (e.g. seals the next message).
+    #[inline(never)]
+    fn open_handshake_frame(
+        &mut self,
+        f: &Frame<&[u8]>,
+        frame_len: usize,
+        out: &mut [u8],
+    ) -> Result<Received, PipeError> {
         let code = HandshakeCode::from_code(f.code());
         let mut payload = [0u8; MAX_HANDSHAKE_PAYLOAD];
-        let result = self.open_handshake(&f, code, &mut payload, out);
+        let result = self.open_handshake(f, code, &mut payload, out);
         payload.zeroize();
         if result.is_ok() {
-            self.handshake_bytes += frame.len();
+            self.handshake_bytes += frame_len;
         }
         result
     }
