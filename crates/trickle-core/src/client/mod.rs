@@ -935,6 +935,9 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize, const QU
     }
 
     /// Builds the plaintext of the current message of `f` (block options applied) into `out`.
+    /// Not inlined: its two parsed messages would otherwise stay reserved in `seal_current`'s
+    /// frame while the pipe seals (the device's deepest stack).
+    #[inline(never)]
     fn build(f: &InFlight, out: &mut [u8]) -> Option<usize> {
         let full = Repr::parse_bytes(&f.req.msg).ok()?;
         let mut r = full.clone();
