@@ -56,12 +56,15 @@ const SCENARIO_LIMIT_MS: u64 = 120_000;
 const BODY: usize = 256;
 /// Room and user aliases remembered.
 const ALIASES: usize = 4;
+/// Requests queued behind the one in flight: this scenario queues at most two at once
+/// (subscribe and send).
+const QUEUE: usize = 2;
 
 /// The link: the core's byte-stream framing over UART0.
 type Link = SerialLink<Uart0, LINK_MTU>;
 
 /// The client as this firmware instantiates it.
-type Device = Client<RamStorage, ChaCha20Rng, BODY, ALIASES>;
+type Device = Client<RamStorage, ChaCha20Rng, BODY, ALIASES, QUEUE>;
 
 #[entry]
 fn main() -> ! {

@@ -57,7 +57,7 @@ pub const MAX_FRAME_LEN: usize = MAX_HANDSHAKE_FRAME;
 /// Largest plaintext CoAP request (header, options and whole body) the client queues; bodies
 /// that do not fit one frame are sent with Block1.
 pub const MAX_REQUEST_LEN: usize = 256;
-/// Requests waiting behind the one in flight (NSTART 1).
+/// Requests waiting behind the one in flight (NSTART 1): the default of [`Client`]'s `QUEUE`.
 pub const QUEUE_LEN: usize = 4;
 /// Longest Matrix ID kept in the alias table; longer IDs are delivered but not remembered.
 pub const MAX_ID_LEN: usize = 64;
@@ -453,13 +453,21 @@ struct CachedReply {
 }
 
 /// The device client. `BODY` bytes hold a reassembled response and, separately, the strings of
-/// unread events (default 512); `ALIASES` entries of the alias table (default 8).
-pub struct Client<S: Storage, R: CryptoRng, const BODY: usize = 512, const ALIASES: usize = 8> {
+/// unread events (default 512); `ALIASES` entries of the alias table (default 8); `QUEUE`
+/// requests of up to [`MAX_REQUEST_LEN`] bytes waiting behind the one in flight (default
+/// [`QUEUE_LEN`]; each costs about 264 bytes of RAM; at least 1).
+pub struct Client<
+    S: Storage,
+    R: CryptoRng,
+    const BODY: usize = 512,
+    const ALIASES: usize = 8,
+    const QUEUE: usize = QUEUE_LEN,
+> {
     pipe: Initiator<S>,
     rng: R,
     config: ClientConfig,
     next_handle: u16,
-    queue: Deque<Request, QUEUE_LEN>,
+    queue: Deque<Request, QUEUE>,
     inflight: Option<InFlight>,
     /// Reassembly buffer for Block2 response bodies.
     body: [u8; BODY],
@@ -479,8 +487,8 @@ pub struct Client<S: Storage, R: CryptoRng, const BODY: usize = 512, const ALIAS
     resubscribe_at: Option<Instant>,
 }
 
-impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize> fmt::Debug
-    for Client<S, R, BODY, ALIASES>
+impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize, const QUEUE: usize>
+    fmt::Debug for Client<S, R, BODY, ALIASES, QUEUE>
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
@@ -503,8 +511,8 @@ fn fresher(new: u32, last: u32) -> bool {
     (last < new && new - last < HALF) || (last > new && last - new > HALF)
 }
 
-impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
-    Client<S, R, BODY, ALIASES>
+impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize, const QUEUE: usize>
+    Client<S, R, BODY, ALIASES, QUEUE>
 {
     /// Opens the client over the pipe's `storage` (static key, pinned gateway key, session).
     /// A persisted session resumes without a handshake.
@@ -933,6 +941,9 @@ impl<S: Storage, R: CryptoRng, const BODY: usize, const ALIASES: usize>
     }
 
     /// Builds the plaintext of the current message of `f` (block options applied) into `out`.
+    /// Not inlined: its two parsed messages would otherwise stay reserved in `seal_current`'s
+    /// frame while the pipe seals (the device's deepest stack).
+    #[inline(never)]
     fn build(f: &InFlight, out: &mut [u8]) -> Option<usize> {
         let full = Repr::parse_bytes(&f.req.msg).ok()?;
         let mut r = full.clone();

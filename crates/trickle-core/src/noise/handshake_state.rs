@@ -404,6 +404,12 @@ impl HandshakeState {
     /// Finish: `Split()` into a [`Transport`]. Consumes the handshake, so a finished handshake
     /// cannot be used again. [`Error::HandshakeNotFinished`] before the last message.
     pub fn into_transport(self) -> Result<Transport, Error> {
+        self.transport()
+    }
+
+    /// [`into_transport`](Self::into_transport) without consuming the state, for a caller that
+    /// drops the state where it lies (a move would copy it).
+    pub(crate) fn transport(&self) -> Result<Transport, Error> {
         if !self.is_finished() {
             return Err(Error::HandshakeNotFinished);
         }

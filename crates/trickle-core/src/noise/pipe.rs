@@ -788,16 +788,15 @@ fn with_room(out: &mut [u8], at: usize) -> &mut [u8] {
 // Device end
 // ---------------------------------------------------------------------------------------------
 
+// Every handshake step works on the `HandshakeState` where it lies in `state` (the state is
+// hundreds of bytes): moving it out and back would put copies of it on the stack.
 enum DevState {
     Idle,
-    Xx1Sent {
+    /// `XX` message 1 sent (`cid == None`), or message 2 read and message 3 due (`Some`).
+    Xx {
         hs: HandshakeState,
         base: u64,
-    },
-    Xx3Ready {
-        hs: HandshakeState,
-        base: u64,
-        cid: u8,
+        cid: Option<u8>,
     },
     Ik1Sent {
         hs: HandshakeState,
@@ -929,9 +928,9 @@ impl<S: Storage> Initiator<S> {
     pub fn state(&self) -> PipeState {
         match &self.state {
             DevState::Idle => PipeState::NoSession,
-            DevState::Xx1Sent { .. } => PipeState::Handshaking(Pattern::XX),
+            DevState::Xx { cid: None, .. } => PipeState::Handshaking(Pattern::XX),
             DevState::Ik1Sent { .. } => PipeState::Handshaking(Pattern::IK),
-            DevState::Xx3Ready { .. } => PipeState::NeedRequest(Pattern::XX),
+            DevState::Xx { cid: Some(_), .. } => PipeState::NeedRequest(Pattern::XX),
             DevState::FallbackReady { .. } => PipeState::NeedRequest(Pattern::XXfallback),
             DevState::Established(_) => PipeState::Established,
         }
@@ -941,12 +940,11 @@ impl<S: Storage> Initiator<S> {
     /// `send_next`, answers to own counters from `echo_floor` on) and persists it before use.
     fn establish(
         &mut self,
-        hs: HandshakeState,
+        transport: Transport,
         cid: u8,
         send_next: u64,
         echo_floor: u64,
     ) -> Result<(), PipeError> {
-        let transport = hs.into_transport()?;
         self.generation = self.generation.wrapping_add(1);
         let mut s = Session::from_transport(
             transport,
@@ -996,23 +994,13 @@ impl<S: Storage> Initiator<S> {
         out: &mut [u8],
     ) -> Result<Sealed, PipeError> {
         let plain = PlainParts::split(message)?;
-        match core::mem::replace(&mut self.state, DevState::Idle) {
-            DevState::Established(mut s) => {
-                let r = s.seal_own(&mut self.records, &self.config, &plain, out);
-                self.state = DevState::Established(s);
-                r
-            }
+        match &mut self.state {
+            DevState::Established(s) => s.seal_own(&mut self.records, &self.config, &plain, out),
             DevState::Idle => self.start(rng, &plain, out),
-            DevState::Xx3Ready { hs, base, cid } => {
-                self.finish(rng, hs, base, cid, HandshakeCode::Xx3, &plain, out)
+            DevState::Xx { cid: Some(_), .. } | DevState::FallbackReady { .. } => {
+                self.finish(rng, &plain, out)
             }
-            DevState::FallbackReady { hs, base, cid } => {
-                self.finish(rng, hs, base, cid, HandshakeCode::Fallback2, &plain, out)
-            }
-            other => {
-                self.state = other;
-                Err(PipeError::HandshakeInProgress)
-            }
+            _ => Err(PipeError::HandshakeInProgress),
         }
     }
 
@@ -1026,7 +1014,6 @@ impl<S: Storage> Initiator<S> {
         out: &mut [u8],
     ) -> Result<Sealed, PipeError> {
         let base = u64::from(rng.next_u32() as u16);
-        let p = prologue(base as u16);
         let (code, pattern) = match self.pin {
             Some(_) => (HandshakeCode::Ik1, Pattern::IK),
             None => (HandshakeCode::Xx1, Pattern::XX),
@@ -1040,24 +1027,25 @@ impl<S: Storage> Initiator<S> {
         } else {
             0
         };
-        let mut hs = HandshakeState::new(
-            pattern,
-            Role::Initiator,
-            &p,
-            self.identity.clone(),
-            self.pin,
-        )?;
-        let e = Keypair::generate(rng);
-        hs.set_ephemeral(e.clone());
-        let at = handshake_header(out, CID_NONE, code, base as u16)?;
-        let n = hs.write_message(&scratch[..payload_len], with_room(out, at), rng);
-        scratch.zeroize();
-        let len = at + n?;
-        self.handshake_bytes += len;
-        self.state = match pattern {
-            Pattern::IK => DevState::Ik1Sent { hs, base, e },
-            _ => DevState::Xx1Sent { hs, base },
+        // Built in `state` and written there; any failure below leaves the state `Idle`.
+        self.begin(rng, pattern, base)?;
+        let hs = match &mut self.state {
+            DevState::Ik1Sent { hs, .. } | DevState::Xx { hs, .. } => hs,
+            _ => return Err(PipeError::Unexpected),
         };
+        let n = handshake_header(out, CID_NONE, code, base as u16).and_then(|at| {
+            let n = hs.write_message(&scratch[..payload_len], with_room(out, at), rng)?;
+            Ok(at + n)
+        });
+        scratch.zeroize();
+        let len = match n {
+            Ok(len) => len,
+            Err(e) => {
+                self.state = DevState::Idle;
+                return Err(e);
+            }
+        };
+        self.handshake_bytes += len;
         Ok(Sealed {
             len,
             mid: base as u16,
@@ -1068,53 +1056,76 @@ impl<S: Storage> Initiator<S> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Puts a new handshake of `pattern` with a fresh ephemeral into `state`. Its own frame: the
+    /// temporaries of building the state are not live while the first message is written.
+    #[inline(never)]
+    fn begin<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        pattern: Pattern,
+        base: u64,
+    ) -> Result<(), PipeError> {
+        let mut hs = HandshakeState::new(
+            pattern,
+            Role::Initiator,
+            &prologue(base as u16),
+            self.identity.clone(),
+            self.pin,
+        )?;
+        let e = Keypair::generate(rng);
+        self.state = match pattern {
+            Pattern::IK => {
+                hs.set_ephemeral(e.clone());
+                DevState::Ik1Sent { hs, base, e }
+            }
+            _ => {
+                hs.set_ephemeral(e);
+                DevState::Xx {
+                    hs,
+                    base,
+                    cid: None,
+                }
+            }
+        };
+        Ok(())
+    }
+
+    /// Writes the last handshake message (`XX` 3 or `XXfallback` 2) carrying `plain`, in place
+    /// in `state`; a failure before the message is written leaves the handshake as it was.
+    #[inline(never)]
     fn finish<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
-        mut hs: HandshakeState,
-        base: u64,
-        cid: u8,
-        code: HandshakeCode,
         plain: &PlainParts<'_>,
         out: &mut [u8],
     ) -> Result<Sealed, PipeError> {
-        let restore = |hs| match code {
-            HandshakeCode::Xx3 => DevState::Xx3Ready { hs, base, cid },
-            _ => DevState::FallbackReady { hs, base, cid },
+        let (hs, base, cid, code) = match &mut self.state {
+            DevState::Xx {
+                hs,
+                base,
+                cid: Some(cid),
+            } => (hs, *base, *cid, HandshakeCode::Xx3),
+            DevState::FallbackReady { hs, base, cid } => {
+                (hs, *base, *cid, HandshakeCode::Fallback2)
+            }
+            _ => return Err(PipeError::Unexpected),
         };
         if plain.kind() != Kind::Con {
-            self.state = restore(hs);
             return Err(PipeError::WrongKind);
         }
         let mut scratch = [0u8; MAX_HANDSHAKE_PAYLOAD];
-        let payload_len = match encode_inner(None, plain, &mut scratch) {
-            Ok(n) => n,
-            Err(e) => {
-                self.state = restore(hs);
-                return Err(e);
-            }
-        };
+        let payload_len = encode_inner(None, plain, &mut scratch)?;
         let mid = (base + 1) as u16;
-        let at = match handshake_header(out, cid, code, mid) {
-            Ok(at) => at,
-            Err(e) => {
-                self.state = restore(hs);
-                return Err(e);
-            }
-        };
+        let at = handshake_header(out, cid, code, mid)?;
+        // A failed write leaves `hs` unchanged.
         let n = hs.write_message(&scratch[..payload_len], with_room(out, at), rng);
         scratch.zeroize();
-        let n = match n {
-            Ok(n) => n,
-            Err(e) => {
-                self.state = restore(hs);
-                return Err(e.into());
-            }
-        };
+        let n = n?;
         // The handshake is complete: the transport takes over. The reply to the carried request
         // (counter base+1) arrives as a transport ACK under the echoed nonce.
-        self.establish(hs, cid, base + 2, base + 1)?;
+        let transport = hs.transport();
+        self.state = DevState::Idle;
+        self.establish(transport?, cid, base + 2, base + 1)?;
         let len = at + n;
         self.handshake_bytes += len;
         Ok(Sealed {
@@ -1160,12 +1171,24 @@ impl<S: Storage> Initiator<S> {
                 _ => Err(PipeError::NoSession),
             };
         }
+        self.open_handshake_frame(&f, frame.len(), out)
+    }
+
+    /// A received handshake frame. Its own frame: the decrypted-payload buffer is not on the
+    /// caller's stack while the caller goes on (e.g. seals the next message).
+    #[inline(never)]
+    fn open_handshake_frame(
+        &mut self,
+        f: &Frame<&[u8]>,
+        frame_len: usize,
+        out: &mut [u8],
+    ) -> Result<Received, PipeError> {
         let code = HandshakeCode::from_code(f.code());
         let mut payload = [0u8; MAX_HANDSHAKE_PAYLOAD];
-        let result = self.open_handshake(&f, code, &mut payload, out);
+        let result = self.open_handshake(f, code, &mut payload, out);
         payload.zeroize();
         if result.is_ok() {
-            self.handshake_bytes += frame.len();
+            self.handshake_bytes += frame_len;
         }
         result
     }
@@ -1183,44 +1206,53 @@ impl<S: Storage> Initiator<S> {
             return Err(PipeError::BufferTooSmall { required: body_len });
         }
         match (&mut self.state, code) {
-            (DevState::Xx1Sent { hs, base }, HandshakeCode::Xx2) => {
+            (
+                DevState::Xx {
+                    hs,
+                    base,
+                    cid: next_cid @ None,
+                },
+                HandshakeCode::Xx2,
+            ) => {
                 let base = *base;
                 expect_handshake(f, code, CID_NONE, base as u16)?;
                 // A failed read (forged or foreign frame) leaves `hs` unchanged.
                 let n = hs.read_message(f.body(), payload)?;
                 let rs = hs.remote_static();
                 // The handshake has advanced: from here any failure abandons it.
-                let DevState::Xx1Sent { hs, .. } =
-                    core::mem::replace(&mut self.state, DevState::Idle)
-                else {
-                    return Err(PipeError::Unexpected);
-                };
                 let cid = match payload.get(..n) {
-                    Some(&[cid]) if cid != CID_NONE => cid,
-                    _ => return Err(PipeError::BadHandshakePayload),
+                    Some(&[cid]) if cid != CID_NONE => Some(cid),
+                    _ => None,
                 };
-                let rs = rs.ok_or(PipeError::Unexpected)?;
+                let (Some(cid), Some(rs)) = (cid, rs) else {
+                    self.state = DevState::Idle;
+                    return Err(match cid {
+                        None => PipeError::BadHandshakePayload,
+                        Some(_) => PipeError::Unexpected,
+                    });
+                };
+                *next_cid = Some(cid);
                 // Trust on first use: pin the key the gateway just proved.
-                self.records.save_pin(Some(&rs))?;
+                if let Err(e) = self.records.save_pin(Some(&rs)) {
+                    self.state = DevState::Idle;
+                    return Err(e.into());
+                }
                 self.pin = Some(rs);
-                self.state = DevState::Xx3Ready { hs, base, cid };
                 Ok(Received::NeedRequest)
             }
             (DevState::Ik1Sent { hs, base, .. }, HandshakeCode::Ik2) => {
                 let base = *base;
                 expect_handshake(f, code, CID_NONE, base as u16)?;
                 let n = hs.read_message(f.body(), payload)?;
-                let DevState::Ik1Sent { hs, .. } =
-                    core::mem::replace(&mut self.state, DevState::Idle)
-                else {
-                    return Err(PipeError::Unexpected);
-                };
+                // The handshake is complete (or abandoned on any failure below).
+                let transport = hs.transport();
+                self.state = DevState::Idle;
                 let (cid, inner) = match payload.get(..n) {
                     Some([cid, inner @ ..]) if *cid != CID_NONE => (*cid, inner),
                     _ => return Err(PipeError::BadHandshakePayload),
                 };
                 let len = decode_inner(inner, Kind::Ack, base as u16, out)?;
-                self.establish(hs, cid, base + 1, base + 1)?;
+                self.establish(transport?, cid, base + 1, base + 1)?;
                 Ok(Received::Message {
                     cid,
                     len,
