@@ -1431,7 +1431,6 @@ fn block1_for(msg: &[u8], limit: usize) -> Option<Block> {
     })
 }
 
-
 /// `v.remove(at)` by adjacent swaps, then a pop: the same result and order, without the
 /// `memmove` that `remove` links (1.6 KB on Cortex-M) for these few-element queues.
 fn remove_keeping_order<T, const N: usize>(v: &mut Vec<T, N>, at: usize) -> Option<T> {
