@@ -271,6 +271,11 @@ fn firmware_on_emulated_cortex_m3_sends_hello_and_receives_a_reply() {
     assert!(bytes > 0);
     eprintln!("firmware stack high-water mark: {bytes} bytes");
     if let Some(path) = std::env::var_os("TRICKLE_STACK_REPORT") {
-        std::fs::write(path, format!("{bytes}\n")).unwrap();
+        let path = std::path::PathBuf::from(path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("creating the stack report's directory");
+        }
+        std::fs::write(&path, format!("{bytes}\n"))
+            .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
     }
 }

@@ -364,6 +364,7 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         },
     )?;
     let stack_file = root.join("target/size-report/stack.txt");
+    std::fs::create_dir_all(root.join("target/size-report"))?;
     let _ = std::fs::remove_file(&stack_file);
     step(
         &format!("MSRV {MSRV}: workspace on the host, core on MCU targets"),
