@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Sender, channel};
@@ -249,6 +249,22 @@ fn spawn_stream(
     std::thread::spawn(move || read_stream(id, &mut reader, crc, &tx));
 }
 
+/// Serves every connection a listener accepts as its own byte-stream link, until the listener
+/// fails. `split` gives the reading half (a clone of the connection); a connection it refuses
+/// is dropped.
+fn accept_streams<C: Read + Write + Send + 'static>(
+    incoming: impl Iterator<Item = std::io::Result<C>>,
+    split: impl Fn(&C) -> std::io::Result<C>,
+    crc: serial::Crc,
+    tx: &Sender<Input>,
+) {
+    for conn in incoming {
+        let Ok(conn) = conn else { continue };
+        let Ok(reader) = split(&conn) else { continue };
+        spawn_stream(next_stream_id(), Box::new(reader), Box::new(conn), crc, tx);
+    }
+}
+
 /// One byte-stream device behind an outgoing TCP connection, kept connected: the connection is
 /// retried every 200 ms until it answers and again whenever it drops. Frames for the device
 /// while it is disconnected are dropped (the device's CoAP layer retransmits). The stream keeps
@@ -439,19 +455,7 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         info!(path = %path.display(), crc = ?framing.crc, "COBS/R framing on Unix socket");
         let tx = tx.clone();
         std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let Ok(reader) = conn.try_clone() else {
-                    continue;
-                };
-                spawn_stream(
-                    next_stream_id(),
-                    Box::new(reader),
-                    Box::new(conn),
-                    framing.crc,
-                    &tx,
-                );
-            }
+            accept_streams(listener.incoming(), UnixStream::try_clone, framing.crc, &tx)
         });
     }
     if let Some(addr) = args.tcp_listen {
@@ -459,20 +463,11 @@ pub fn run(args: GatewayArgs) -> Result<()> {
         info!(addr = %listener.local_addr()?, crc = ?framing.crc, "COBS/R framing on TCP (listening)");
         let tx = tx.clone();
         std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let _ = conn.set_nodelay(true);
-                let Ok(reader) = conn.try_clone() else {
-                    continue;
-                };
-                spawn_stream(
-                    next_stream_id(),
-                    Box::new(reader),
-                    Box::new(conn),
-                    framing.crc,
-                    &tx,
-                );
-            }
+            let clone = |c: &TcpStream| {
+                let _ = c.set_nodelay(true);
+                c.try_clone()
+            };
+            accept_streams(listener.incoming(), clone, framing.crc, &tx)
         });
     }
     if let Some(addr) = args.tcp_connect {
