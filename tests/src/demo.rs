@@ -19,13 +19,14 @@ use anyhow::{Context, Result, bail};
 use chacha20::ChaCha20Rng;
 use chacha20::rand_core::SeedableRng;
 use serde_json::json;
-use trickle_core::client::{self, Client, ClientConfig, Event, LinkConfig as DeviceLink, Peer};
+use trickle_core::client::{self, Client, ClientConfig, LinkConfig as DeviceLink, Peer};
 use trickle_core::link::lora::{Bandwidth, LoraParams, MAX_PAYLOAD, SpreadingFactor};
 use trickle_core::noise::storage::RamStorage;
 use trickle_gateway::{HomeserverClient, OpBytes, SessionConfig, SessionGateway};
 use trickle_sim::realtime::{Progress, RealTime, Speed, SystemClock};
 use trickle_sim::{End, FrameId, Link, LinkConfig, Mode};
 
+use crate::seen::Seen;
 use crate::synapse::Synapse;
 use crate::tap::ByteTap;
 
@@ -253,17 +254,6 @@ impl Report {
     }
 }
 
-/// What the device reported, as owned values.
-#[derive(Debug, Clone, PartialEq)]
-enum Seen {
-    LoggedIn(String),
-    Joined(u16, String),
-    Delivered,
-    Subscribed,
-    Failed(String),
-    Message { sender: String, body: String },
-}
-
 /// A frame on the link, as the display knows it.
 #[derive(Debug, Clone)]
 struct FrameInfo {
@@ -467,20 +457,8 @@ impl Run<'_> {
             }
             let mut events = Vec::new();
             while let Some(event) = self.device().poll_event() {
-                let s = match event {
-                    Event::LoggedIn { user_id, .. } => Seen::LoggedIn(user_id.to_owned()),
-                    Event::Joined { alias, room_id, .. } => Seen::Joined(alias, room_id.to_owned()),
-                    Event::Delivered { .. } => Seen::Delivered,
-                    Event::Subscribed { .. } => Seen::Subscribed,
-                    Event::Failed { reason, .. } => Seen::Failed(reason.to_string()),
-                    Event::Message { sender, body, .. } => Seen::Message {
-                        sender: match sender {
-                            Peer::Id(id) => id.to_owned(),
-                            Peer::Alias(a) => format!("user alias {a}"),
-                        },
-                        body: body.to_owned(),
-                    },
-                    _ => continue,
+                let Some(s) = Seen::from_event(&event) else {
+                    continue;
                 };
                 events.push(s);
             }

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod gateway_proc;
 pub mod matrix;
 pub mod modem_sim;
+pub mod seen;
 pub mod synapse;
 pub mod tap;
 

@@ -9,30 +9,16 @@ use std::time::{Duration, Instant};
 use chacha20::ChaCha20Rng;
 use chacha20::rand_core::SeedableRng;
 use serde_json::json;
-use trickle_core::client::{self, Client, ClientConfig, Event, LinkConfig, Peer};
+use trickle_core::client::{self, Client, ClientConfig, LinkConfig, Peer};
 use trickle_core::noise::storage::RamStorage;
 use trickle_gateway::{HomeserverClient, Op, SessionConfig, SessionGateway};
+use trickle_tests::seen::Seen;
 use trickle_tests::synapse::Synapse;
 
 const ALICE_PW: &str = "alice-device-pw";
 const BOB_PW: &str = "bob-plain-http-pw";
 
 type Device = Client<RamStorage, ChaCha20Rng>;
-
-/// What the device saw, as owned values (events borrow the client).
-#[derive(Debug, Clone, PartialEq)]
-enum Seen {
-    LoggedIn(String),
-    Joined(u16, String),
-    Delivered,
-    Subscribed,
-    Failed(String),
-    Message {
-        room: String,
-        sender: String,
-        body: String,
-    },
-}
 
 /// The device, the gateway and the link between them (frames delivered at once, in order;
 /// real time, since the gateway's `/sync` long-polls run on real time).
@@ -71,27 +57,8 @@ impl Slice {
             }
             let mut done = false;
             while let Some(event) = self.device.poll_event() {
-                let s = match event {
-                    Event::LoggedIn { user_id, .. } => Seen::LoggedIn(user_id.to_owned()),
-                    Event::Joined { alias, room_id, .. } => Seen::Joined(alias, room_id.to_owned()),
-                    Event::Delivered { .. } => Seen::Delivered,
-                    Event::Subscribed { .. } => Seen::Subscribed,
-                    Event::Failed { reason, .. } => Seen::Failed(reason.to_string()),
-                    Event::Message {
-                        room, sender, body, ..
-                    } => {
-                        let body = body.to_owned();
-                        let room = match room {
-                            Peer::Id(id) => id.to_owned(),
-                            Peer::Alias(a) => format!("alias {a}"),
-                        };
-                        let sender = match sender {
-                            Peer::Id(id) => id.to_owned(),
-                            Peer::Alias(a) => format!("alias {a}"),
-                        };
-                        Seen::Message { room, sender, body }
-                    }
-                    _ => continue,
+                let Some(s) = Seen::from_event(&event) else {
+                    continue;
                 };
                 done |= until(&s);
                 seen.push(s);

@@ -11,28 +11,19 @@ use std::time::{Duration, Instant};
 use chacha20::ChaCha20Rng;
 use chacha20::rand_core::SeedableRng;
 use serde_json::{Value, json};
-use trickle_core::client::{self, Client, ClientConfig, Event, LinkConfig, Peer};
+use trickle_core::client::{self, Client, ClientConfig, LinkConfig, Peer};
 use trickle_core::link::FrameLink;
 use trickle_core::noise::storage::RamStorage;
 use trickle_gprs::{Config, Dialect, Error, GprsLink, Timeouts};
 use trickle_tests::gateway_proc::GatewayProcess;
 use trickle_tests::modem_sim::{ModemConfig, SimModem, SimUart, StdClock};
+use trickle_tests::seen::Seen;
 use trickle_tests::synapse::Synapse;
 
 const ALICE_PW: &str = "alice-gprs-pw";
 const BOB_PW: &str = "bob-gprs-pw";
 
 type Device = Client<RamStorage, ChaCha20Rng>;
-
-#[derive(Debug, Clone, PartialEq)]
-enum Seen {
-    LoggedIn(String),
-    Joined(u16, String),
-    Delivered,
-    Subscribed,
-    Failed(String),
-    Message { sender: String, body: String },
-}
 
 struct Phone {
     device: Device,
@@ -86,20 +77,8 @@ impl Phone {
             self.pump();
             let mut done = false;
             while let Some(event) = self.device.poll_event() {
-                let s = match event {
-                    Event::LoggedIn { user_id, .. } => Seen::LoggedIn(user_id.to_owned()),
-                    Event::Joined { alias, room_id, .. } => Seen::Joined(alias, room_id.to_owned()),
-                    Event::Delivered { .. } => Seen::Delivered,
-                    Event::Subscribed { .. } => Seen::Subscribed,
-                    Event::Failed { reason, .. } => Seen::Failed(reason.to_string()),
-                    Event::Message { sender, body, .. } => Seen::Message {
-                        sender: match sender {
-                            Peer::Id(id) => id.to_owned(),
-                            Peer::Alias(a) => format!("alias {a}"),
-                        },
-                        body: body.to_owned(),
-                    },
-                    _ => continue,
+                let Some(s) = Seen::from_event(&event) else {
+                    continue;
                 };
                 done |= until(&s);
                 seen.push(s);
@@ -208,10 +187,10 @@ fn device_over_sim800_and_bg96_to_synapse_with_network_loss() {
             wait,
             |e| matches!(e, Seen::Message { body, .. } if *body == reply),
         );
-        assert!(seen.contains(&Seen::Message {
-            sender: "@bob:localhost".into(),
-            body: reply.clone()
-        }));
+        assert!(seen.iter().any(|e| matches!(
+            e,
+            Seen::Message { sender, body, .. } if sender == "@bob:localhost" && *body == reply
+        )));
 
         // The network goes away; the driver reports it, the next send reconnects.
         let before = modem.stats();
@@ -241,10 +220,10 @@ fn device_over_sim800_and_bg96_to_synapse_with_network_loss() {
             wait,
             |e| matches!(e, Seen::Message { body, .. } if *body == reply2),
         );
-        assert!(seen.contains(&Seen::Message {
-            sender: "@bob:localhost".into(),
-            body: reply2.clone()
-        }));
+        assert!(seen.iter().any(|e| matches!(
+            e,
+            Seen::Message { sender, body, .. } if sender == "@bob:localhost" && *body == reply2
+        )));
         let s = p.link.stats();
         println!(
             "{dialect:?}: {} datagrams up, {} down, UART {} B to the modem / {} B from it, \
