@@ -31,6 +31,8 @@ fn demo_runs_in_fast_mode_and_reports_every_step() {
         assert!(s.http_bytes > 5 * s.air_bytes, "{text}");
         // The PUT finished inside the step; the exact TCP count includes every header.
         assert!(s.tcp_bytes > s.http_bytes, "{text}");
+        // As IPv4 packets: at least a request and a response segment, 40 bytes of headers each.
+        assert!(s.ip_bytes >= s.tcp_bytes + 2 * 40, "{text}");
     }
     // The notification (introducing @bob) and the device's 21-byte empty ACK.
     assert_eq!(receive.frames, 2);
@@ -45,6 +47,7 @@ fn demo_runs_in_fast_mode_and_reports_every_step() {
     }
     assert!(text.contains("empty ACK") && text.contains("handshake XX 3"));
     assert!(report.total().tcp_bytes > report.total().http_bytes);
+    assert!(report.total().ip_bytes > report.total().tcp_bytes);
     // The bytes report's renderings of the same measurements.
     let md = trickle_tests::bytes_report::markdown(&report).unwrap();
     assert!(md.contains(&format!("| total | 14 | {} |", report.total().air_bytes)));
